@@ -1,0 +1,93 @@
+"""The ``autoif`` command: run recipes, show run status, check params, sync notebooks.
+
+    autoif run params/quickstart.yaml [--stages 00-04] [--force] [--outputs DIR]
+    autoif status [--outputs DIR]
+    autoif check params/*.yaml          # validate recipes only (fails in a second)
+    autoif sync-notebooks [--check]     # rewrite parameters cells from autoif_lib.stages
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _cmd_run(a) -> int:
+    from .config import ParamsError
+    from .runner import StageFailed, run_recipe
+
+    try:
+        run_recipe(a.params, stages=a.stages, force=a.force, outputs=a.outputs, progress=not a.no_progress)
+    except ParamsError as e:
+        print(f"params error: {e}", file=sys.stderr)
+        return 2
+    except StageFailed as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_status(a) -> int:
+    from .runner import list_runs
+
+    runs = list_runs(Path(a.outputs) if a.outputs else None)
+    if not runs:
+        print("no runs yet")
+        return 0
+    for r in runs:
+        print(f"{r['run']}  ({r['params_file']})")
+        for name, s in r["stages"].items():
+            secs = f"{s['seconds']:.1f} s" if s["seconds"] is not None else ""
+            print(f"  {name:<28} {s['state']:<9} {secs}")
+    return 0
+
+
+def _cmd_check(a) -> int:
+    from .config import ParamsError, load_recipe
+
+    bad = 0
+    for p in a.params:
+        try:
+            r = load_recipe(p)
+            print(f"ok  {p}  run_id={r.run_id}")
+        except ParamsError as e:
+            print(f"ERR {e}", file=sys.stderr)
+            bad += 1
+    return 2 if bad else 0
+
+
+def _cmd_sync(a) -> int:
+    from .nbtools import sync_all
+
+    changed = sync_all(check=a.check)
+    for p in changed:
+        print(("out of sync: " if a.check else "rewrote ") + str(p))
+    return 1 if (a.check and changed) else 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="autoif", description="AutoIF / SPaR workbench runner")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="execute the numbered notebooks of a recipe with papermill")
+    r.add_argument("params", help="recipe YAML, e.g. params/quickstart.yaml")
+    r.add_argument("--stages", help="e.g. 00-04, 3, 01,03-05 (default: all)")
+    r.add_argument("--force", action="store_true", help="re-run complete stages")
+    r.add_argument("--outputs", help="outputs root (default: the recipe's, normally ./outputs)")
+    r.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
+    r.set_defaults(func=_cmd_run)
+    s = sub.add_parser("status", help="list runs and their stages' states")
+    s.add_argument("--outputs", help="outputs root (default ./outputs)")
+    s.set_defaults(func=_cmd_status)
+    c = sub.add_parser("check", help="validate recipe files without running anything")
+    c.add_argument("params", nargs="+")
+    c.set_defaults(func=_cmd_check)
+    y = sub.add_parser("sync-notebooks", help="rewrite notebooks' parameters cells from autoif_lib.stages")
+    y.add_argument("--check", action="store_true", help="only report notebooks that are out of sync")
+    y.set_defaults(func=_cmd_sync)
+    a = ap.parse_args(argv)
+    return a.func(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""The three generation backends. Each turns a batch of rows into completions.
+
+A *row* is one completion to produce: (messages, sample index, seed). The
+:class:`~autoif_lib.models.generator.Generator` plans rows into batches, asks the
+backend for the missing ones and caches the results; backends only generate.
+
+* ``TransformersBackend``: in-process, CPU or GPU, left-padded batches.
+* ``VLLMBackend``: vLLM's offline engine; imported only when chosen.
+* ``OpenAIBackend``: any OpenAI-compatible ``/chat/completions`` server,
+  bounded concurrency, retries with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from .spec import EMBEDDED, ModelSpec, SamplingParams
+
+Messages = list[dict]
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    messages: tuple  # tuple of (role, content) pairs; hashable and cheap to compare
+    sample_idx: int
+    seed: int  # per-row seed, derived from the sampling seed and the key
+
+    def as_messages(self) -> Messages:
+        return [{"role": r, "content": c} for r, c in self.messages]
+
+
+def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
+    """Cut ``text`` at the first stop string (servers do this; HF generate keeps it)."""
+    cut = len(text)
+    for s in stop:
+        if s:
+            i = text.find(s)
+            if i != -1:
+                cut = min(cut, i)
+    return text[:cut]
+
+
+def resolve_model_path(name: str) -> str:
+    if name == EMBEDDED:
+        from ..embedded import embedded_model_dir
+
+        return str(embedded_model_dir())
+    return name
+
+
+def model_fingerprint(spec: ModelSpec) -> str:
+    """Identity of the weights for the cache key: local folders by file sizes/mtimes."""
+    if spec.backend == "openai":
+        return f"openai:{spec.base_url}:{spec.model}"
+    name = spec.model
+    if name == EMBEDDED:
+        from ..embedded import CONVERSION_VERSION, FOLDER_NAME
+
+        return f"{EMBEDDED}:{FOLDER_NAME}:v{CONVERSION_VERSION}"
+    p = Path(name).expanduser()
+    if p.is_dir():
+        # A checkpoint folder re-trained in place must not reuse stale generations.
+        parts = sorted((f.name, f.stat().st_size, int(f.stat().st_mtime))
+                       for f in p.iterdir() if f.is_file() and f.suffix in (".safetensors", ".bin", ".json"))
+        return f"path:{p.resolve()}:{parts}"
+    return f"hub:{name}"
+
+
+def cpu_supports_bf16() -> bool:
+    """bf16 on CPU is only fast with native instructions (avx512_bf16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+class TransformersBackend:
+    name = "transformers"
+
+    def __init__(self, spec: ModelSpec):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.spec = spec
+        self.torch = torch
+        path = resolve_model_path(spec.model)
+        device = spec.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = device
+        self.dtype = self._pick_dtype(spec.dtype, device)
+        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=spec.trust_remote_code)
+        self.tokenizer.padding_side = "left"  # decoder-only: pad on the left so new tokens line up
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=self.dtype, trust_remote_code=spec.trust_remote_code).to(device)
+        self.model.eval()
+
+    def _pick_dtype(self, dtype: str, device: str):
+        torch = self.torch
+        if dtype != "auto":
+            return getattr(torch, dtype)
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+
+    def render(self, messages: Messages) -> str:
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def generate_batch(self, rows: Sequence[Row], sp: SamplingParams) -> list[str]:
+        torch = self.torch
+        texts = [self.render(r.as_messages()) for r in rows]
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        # One RNG per batch seeded from its rows: a re-run of the same batch gives the same text.
+        torch.manual_seed(rows[0].seed)
+        kwargs = dict(max_new_tokens=sp.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                      repetition_penalty=sp.repetition_penalty)
+        if sp.greedy:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            kwargs.update(do_sample=True, temperature=sp.temperature, top_p=sp.top_p, top_k=0)
+        if sp.stop:
+            kwargs.update(stop_strings=list(sp.stop), tokenizer=self.tokenizer)
+        with torch.inference_mode():
+            out = self.model.generate(**enc, **kwargs)
+        new = out[:, enc["input_ids"].shape[1]:]
+        self.last_new_tokens = int((new != self.tokenizer.pad_token_id).sum())
+        texts = self.tokenizer.batch_decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        return [truncate_at_stop(t, sp.stop) for t in texts]
+
+
+class VLLMBackend:
+    name = "vllm"
+
+    def __init__(self, spec: ModelSpec):
+        try:
+            import vllm  # noqa: F401  (optional `gpu` extra)
+        except ImportError as e:
+            raise ImportError("backend 'vllm' needs the optional extra: pip install -e '.[gpu]'") from e
+        self.vllm = vllm
+        self.spec = spec
+        kwargs = dict(model=resolve_model_path(spec.model), dtype=spec.dtype if spec.dtype != "auto" else "auto",
+                      tensor_parallel_size=spec.tensor_parallel_size,
+                      gpu_memory_utilization=spec.gpu_memory_utilization,
+                      trust_remote_code=spec.trust_remote_code)
+        if spec.data_parallel_size > 1:
+            kwargs["data_parallel_size"] = spec.data_parallel_size
+        if spec.max_model_len:
+            kwargs["max_model_len"] = spec.max_model_len
+        self.engine_kwargs = kwargs
+        self.llm = vllm.LLM(**kwargs)
+
+    def generate_batch(self, rows: Sequence[Row], sp: SamplingParams) -> list[str]:
+        # Per-request seeds make each row independent of how rows are batched.
+        params = [self.vllm.SamplingParams(
+            n=1, temperature=sp.temperature, top_p=sp.top_p if not sp.greedy else 1.0,
+            max_tokens=sp.max_new_tokens, seed=r.seed, stop=list(sp.stop) or None,
+            repetition_penalty=sp.repetition_penalty) for r in rows]
+        outs = self.llm.chat([r.as_messages() for r in rows], params, use_tqdm=False)
+        return [o.outputs[0].text for o in outs]
+
+
+class OpenAIBackend:
+    name = "openai"
+    RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+    def __init__(self, spec: ModelSpec, sleep=time.sleep):
+        import httpx
+
+        self.spec = spec
+        self.sleep = sleep
+        key = os.environ.get(spec.api_key_env, "")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.client = httpx.Client(base_url=spec.base_url.rstrip("/"), headers=headers,
+                                   timeout=spec.request_timeout_s)
+
+    def _one(self, row: Row, sp: SamplingParams) -> str:
+        body = {"model": self.spec.model, "messages": row.as_messages(), "n": 1,
+                "temperature": sp.temperature, "top_p": sp.top_p, "max_tokens": sp.max_new_tokens,
+                "seed": row.seed}
+        if sp.stop:
+            body["stop"] = list(sp.stop)
+        if sp.repetition_penalty != 1.0:
+            body["repetition_penalty"] = sp.repetition_penalty  # vLLM extension; OpenAI rejects it
+        last = ""
+        for attempt in range(self.spec.max_retries + 1):
+            try:
+                r = self.client.post("/chat/completions", json=body)
+                if r.status_code == 200:
+                    text = r.json()["choices"][0]["message"].get("content") or ""
+                    return truncate_at_stop(text, sp.stop)
+                last = f"HTTP {r.status_code}: {r.text[:200]}"
+                if r.status_code not in self.RETRY_STATUS:
+                    break
+            except Exception as e:  # connection errors, timeouts, bad JSON
+                last = f"{type(e).__name__}: {e}"
+            if attempt < self.spec.max_retries:
+                # Exponential backoff with jitter so parallel workers do not retry in lockstep.
+                self.sleep(min(60.0, 0.5 * 2 ** attempt) * (0.5 + random.random()))
+        raise RuntimeError(f"openai backend: request to {self.spec.base_url} failed: {last}")
+
+    def generate_batch(self, rows: Sequence[Row], sp: SamplingParams) -> list[str]:
+        with ThreadPoolExecutor(max_workers=self.spec.max_concurrency) as pool:
+            return list(pool.map(lambda r: self._one(r, sp), rows))
+
+
+def make_backend(spec: ModelSpec):
+    if spec.backend == "transformers":
+        return TransformersBackend(spec)
+    if spec.backend == "vllm":
+        return VLLMBackend(spec)
+    if spec.backend == "openai":
+        return OpenAIBackend(spec)
+    raise ValueError(f"unknown backend {spec.backend!r}")
+
+
+def batch_size_for(spec: ModelSpec) -> int:
+    """Rows per backend call: also the granularity at which progress is cached."""
+    if spec.backend == "transformers":
+        return spec.batch_size
+    if spec.backend == "openai":
+        return spec.max_concurrency * 4
+    return 256  # vllm batches internally; chunks only bound what a crash can lose

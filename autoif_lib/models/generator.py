@@ -1,0 +1,109 @@
+"""One interface to generate chat completions, on any backend, through a persistent cache.
+
+    from autoif_lib.models import Generator, ModelSpec, SamplingParams
+    gen = Generator(ModelSpec(backend="transformers", model="embedded"), cache_path="outputs/cache/generations.sqlite")
+    outs = gen.generate([[{"role": "user", "content": "Hi"}]], SamplingParams(n=2, temperature=0.7))
+    outs[0]  # -> two completions for the first conversation
+
+Resumability: rows are planned into batches over the *whole* request (cached or
+not), longest first, so a re-run after a crash sees exactly the same batches,
+skips the ones already committed and regenerates the rest with the same seeds:
+the final outputs equal those of an uninterrupted run. The model is loaded only
+when something is missing, so a fully cached stage never touches the weights.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+from ..io import stable_hash, to_jsonable
+from .backends import Row, batch_size_for, make_backend, model_fingerprint
+from .cache import GenerationCache
+from .spec import ModelSpec, SamplingParams
+
+Conversation = list[dict] | str
+
+
+def normalize_conversation(conv: Conversation) -> tuple:
+    if isinstance(conv, str):
+        return (("user", conv),)
+    out = []
+    for m in conv:
+        if not isinstance(m, dict) or "role" not in m or "content" not in m:
+            raise ValueError(f"a message must be a dict with 'role' and 'content', got {m!r}")
+        out.append((str(m["role"]), str(m["content"])))
+    return tuple(out)
+
+
+class Generator:
+    def __init__(self, spec: ModelSpec, cache_path: str | Path | None = None, progress: bool = True,
+                 backend=None):
+        self.spec = spec
+        self.cache = GenerationCache(cache_path) if cache_path else None
+        self.progress = progress
+        self._backend = backend  # injected in tests; else created lazily
+        self.fingerprint = model_fingerprint(spec)
+        self.stats = {"rows": 0, "cache_hits": 0, "generated": 0, "gen_seconds": 0.0, "batches": 0}
+
+    @property
+    def backend(self):
+        if self._backend is None:
+            self._backend = make_backend(self.spec)
+        return self._backend
+
+    def row_key(self, messages: tuple, sp: SamplingParams, sample_idx: int) -> str:
+        # n is not part of the key: asking for 8 samples later reuses the first 4.
+        sampling = {k: v for k, v in to_jsonable(sp).items() if k != "n"}
+        return stable_hash({"model": self.fingerprint, "backend": self.spec.backend, "dtype": self.spec.dtype,
+                            "sampling": sampling, "messages": messages, "i": sample_idx})
+
+    def plan(self, conversations: Sequence[Conversation], sp: SamplingParams) -> list[Row]:
+        rows = []
+        for conv in conversations:
+            msgs = normalize_conversation(conv)
+            for i in range(sp.n):
+                key = self.row_key(msgs, sp, i)
+                rows.append(Row(key=key, messages=msgs, sample_idx=i,
+                                seed=int(stable_hash([sp.seed, key], 8), 16)))
+        return rows
+
+    def generate(self, conversations: Sequence[Conversation], sp: SamplingParams | None = None,
+                 desc: str = "generate") -> list[list[str]]:
+        """Return ``sp.n`` completions for each conversation, in input order."""
+        sp = sp or SamplingParams()
+        rows = self.plan(conversations, sp)
+        self.stats["rows"] += len(rows)
+        done: dict[str, str] = self.cache.get_many(r.key for r in rows) if self.cache is not None else {}
+        self.stats["cache_hits"] += sum(1 for r in rows if r.key in done)
+        unique = list({r.key: r for r in rows}.values())
+        # Longest first: padding waste is lowest and the memory peak comes early.
+        order = sorted(unique, key=lambda r: (-sum(len(c) for _, c in r.messages), r.key))
+        bs = batch_size_for(self.spec)
+        batches = [order[i:i + bs] for i in range(0, len(order), bs)]
+        todo = [b for b in batches if any(r.key not in done for r in b)]
+        if todo:
+            from tqdm.auto import tqdm
+
+            n_todo = sum(len(b) for b in todo)
+            bar = tqdm(total=n_todo, desc=desc, unit="gen", disable=not self.progress, leave=True)
+            try:
+                for batch in todo:
+                    t0 = time.perf_counter()
+                    texts = self.backend.generate_batch(batch, sp)
+                    self.stats["gen_seconds"] += time.perf_counter() - t0
+                    self.stats["generated"] += len(batch)
+                    self.stats["batches"] += 1
+                    for r, t in zip(batch, texts):
+                        done[r.key] = t
+                    if self.cache is not None:
+                        # Commit per batch: a crash loses at most the batch in flight.
+                        self.cache.put_many((r.key, t, {"i": r.sample_idx}) for r, t in zip(batch, texts))
+                    bar.update(len(batch))
+            finally:
+                bar.close()
+        out: list[list[str]] = []
+        for j in range(0, len(rows), sp.n):
+            out.append([done[r.key] for r in rows[j:j + sp.n]])
+        return out

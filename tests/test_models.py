@@ -1,0 +1,210 @@
+"""The model layer: cache, resume, ordering, and the three backends' contracts."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import types
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from autoif_lib.models import Generator, ModelSpec, SamplingParams
+from autoif_lib.models.backends import OpenAIBackend, Row, truncate_at_stop
+
+
+class FakeBackend:
+    """Deterministic 'model': the text is a function of the row's messages, sample index and seed."""
+
+    def __init__(self, fail_after: int | None = None):
+        self.calls = []
+        self.fail_after = fail_after
+
+    def generate_batch(self, rows, sp):
+        if self.fail_after is not None and len(self.calls) >= self.fail_after:
+            raise KeyboardInterrupt("killed")
+        self.calls.append([r.key for r in rows])
+        return [f"{r.messages[-1][1]}|{r.sample_idx}|{r.seed % 1000}" for r in rows]
+
+
+def convs(n):
+    return [[{"role": "user", "content": f"prompt {i} " + "x" * (i % 5)}] for i in range(n)]
+
+
+def test_order_n_and_cache(tmp_path):
+    spec = ModelSpec(batch_size=3)
+    fb = FakeBackend()
+    g = Generator(spec, cache_path=tmp_path / "c.sqlite", backend=fb, progress=False)
+    sp = SamplingParams(n=2, temperature=0.7, seed=1)
+    out = g.generate(convs(5), sp)
+    assert [len(o) for o in out] == [2] * 5
+    assert all(o[0].startswith(f"prompt {i} ") and o[0].split("|")[1] == "0" for i, o in enumerate(out))
+    assert out[0][0] != out[0][1]  # different sample index, different seed
+    assert g.stats["generated"] == 10 and len(fb.calls) == 4  # 10 rows in batches of 3
+    # Same request again: served from the cache, the backend is not called.
+    g2 = Generator(spec, cache_path=tmp_path / "c.sqlite", backend=FakeBackend(fail_after=0), progress=False)
+    assert g2.generate(convs(5), sp) == out and g2.stats["cache_hits"] == 10
+    # Asking for more samples reuses the first ones.
+    fb3 = FakeBackend()
+    g3 = Generator(spec, cache_path=tmp_path / "c.sqlite", backend=fb3, progress=False)
+    out3 = g3.generate(convs(5), SamplingParams(n=3, temperature=0.7, seed=1))
+    assert [o[:2] for o in out3] == out and g3.stats["cache_hits"] == 10
+    # A different seed or temperature is a different request.
+    assert Generator(spec, tmp_path / "c.sqlite", backend=FakeBackend(), progress=False).generate(
+        convs(1), SamplingParams(n=1, temperature=0.7, seed=2))[0] != out[0][:1]
+
+
+def test_resume_after_kill_gives_same_outputs(tmp_path):
+    spec = ModelSpec(batch_size=2)
+    sp = SamplingParams(n=1, temperature=1.0, seed=7)
+    full = Generator(spec, tmp_path / "a.sqlite", backend=FakeBackend(), progress=False).generate(convs(7), sp)
+    killed = Generator(spec, tmp_path / "b.sqlite", backend=FakeBackend(fail_after=2), progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        killed.generate(convs(7), sp)
+    fb = FakeBackend()
+    resumed = Generator(spec, tmp_path / "b.sqlite", backend=fb, progress=False)
+    assert resumed.generate(convs(7), sp) == full
+    assert resumed.stats["cache_hits"] == 4 and resumed.stats["generated"] == 3
+    # The batches after the crash are exactly the ones an uninterrupted run would have made.
+    planned = Generator(spec, None, backend=FakeBackend(), progress=False)
+    rows = planned.plan(convs(7), sp)
+    assert all(len(b) <= 2 for b in fb.calls) and sum(map(len, fb.calls)) == 3
+    assert set(k for b in fb.calls for k in b) <= {r.key for r in rows}
+
+
+def test_bad_conversation_is_a_clear_error(tmp_path):
+    g = Generator(ModelSpec(), None, backend=FakeBackend(), progress=False)
+    with pytest.raises(ValueError, match="'role' and 'content'"):
+        g.generate([[{"content": "no role"}]])
+    assert g.generate(["plain string"])[0][0].startswith("plain string|0|")
+
+
+def test_truncate_at_stop():
+    assert truncate_at_stop("abc STOP def", ["STOP"]) == "abc "
+    assert truncate_at_stop("a\n\nb", ["\n\n", "b"]) == "a"
+    assert truncate_at_stop("abc", []) == "abc"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    log_message = lambda *a, **k: None  # noqa: E731
+
+    def do_POST(self):
+        srv = self.server
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with srv.lock:
+            srv.requests.append((body, self.headers.get("Authorization")))
+            srv.inflight += 1
+            srv.max_inflight = max(srv.max_inflight, srv.inflight)
+            fail = srv.fail_first > 0
+            srv.fail_first -= 1
+        try:
+            import time
+
+            time.sleep(0.02)
+            if fail:
+                self.send_response(503)
+                self.end_headers()
+                self.wfile.write(b"busy")
+                return
+            text = "echo: " + body["messages"][-1]["content"] + " END tail"
+            data = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        finally:
+            with srv.lock:
+                srv.inflight -= 1
+
+
+@pytest.fixture
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.lock = threading.Lock()
+    srv.requests, srv.inflight, srv.max_inflight, srv.fail_first = [], 0, 0, 0
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv
+    srv.shutdown()
+
+
+def test_openai_backend_retries_concurrency_and_key(server, monkeypatch):
+    monkeypatch.setenv("MY_KEY", "sk-test")
+    server.fail_first = 2
+    spec = ModelSpec(backend="openai", model="served", base_url=f"http://127.0.0.1:{server.server_port}/v1",
+                     api_key_env="MY_KEY", max_concurrency=3, max_retries=3)
+    g = Generator(spec, None, backend=OpenAIBackend(spec, sleep=lambda s: None), progress=False)
+    out = g.generate([f"q{i}" for i in range(10)], SamplingParams(stop=("END",), max_new_tokens=5, seed=3))
+    assert [o[0] for o in out] == [f"echo: q{i} " for i in range(10)]
+    assert server.max_inflight <= 3
+    body, auth = server.requests[-1]
+    assert auth == "Bearer sk-test" and body["model"] == "served" and body["max_tokens"] == 5
+    assert body["stop"] == ["END"] and "repetition_penalty" not in body and isinstance(body["seed"], int)
+
+
+def test_openai_backend_gives_up_with_clear_error(server):
+    server.fail_first = 100
+    spec = ModelSpec(backend="openai", model="m", base_url=f"http://127.0.0.1:{server.server_port}/v1", max_retries=2)
+    g = Generator(spec, None, backend=OpenAIBackend(spec, sleep=lambda s: None), progress=False)
+    with pytest.raises(RuntimeError, match="HTTP 503"):
+        g.generate(["q"])
+    assert len(server.requests) == 3  # first try + 2 retries
+
+
+def test_vllm_backend_passes_settings_through(monkeypatch):
+    """vLLM is imported only when chosen; sizes and sampling settings reach it unchanged."""
+    seen = {}
+
+    class LLM:
+        def __init__(self, **kw):
+            seen["engine"] = kw
+
+        def chat(self, messages, params, use_tqdm=False):
+            seen["params"] = params
+            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"v{i}")]) for i in range(len(messages))]
+
+    class SP:
+        def __init__(self, **kw):
+            self.kw = kw
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SP))
+    from autoif_lib.models.backends import VLLMBackend
+
+    spec = ModelSpec(backend="vllm", model="/models/qwen", tensor_parallel_size=4, data_parallel_size=2,
+                     max_model_len=4096)
+    g = Generator(spec, None, backend=VLLMBackend(spec), progress=False)
+    out = g.generate(["a", "b"], SamplingParams(n=2, temperature=0.8, top_p=0.9, max_new_tokens=7,
+                                                repetition_penalty=1.1, stop=("###",)))
+    assert [len(o) for o in out] == [2, 2]
+    assert seen["engine"]["tensor_parallel_size"] == 4 and seen["engine"]["data_parallel_size"] == 2
+    assert seen["engine"]["max_model_len"] == 4096 and seen["engine"]["model"] == "/models/qwen"
+    kw = seen["params"][0].kw
+    assert kw["temperature"] == 0.8 and kw["top_p"] == 0.9 and kw["max_tokens"] == 7 and kw["n"] == 1
+    assert kw["repetition_penalty"] == 1.1 and kw["stop"] == ["###"]
+    assert len({p.kw["seed"] for p in seen["params"]}) == 4  # one seed per row
+
+
+def test_vllm_missing_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    from autoif_lib.models.backends import VLLMBackend
+
+    with pytest.raises(ImportError, match=r"\[gpu\]"):
+        VLLMBackend(ModelSpec(backend="vllm"))
+
+
+def test_transformers_backend_on_embedded_model(tmp_path):
+    """The real embedded model: greedy is deterministic, stop strings cut, bf16/fp32 picked."""
+    spec = ModelSpec(batch_size=4)
+    g = Generator(spec, tmp_path / "c.sqlite", progress=False)
+    sp = SamplingParams(temperature=0.0, max_new_tokens=12, repetition_penalty=1.2)
+    prompts = ["What is the capital of France?", "Say hello.", "Count to three."]
+    a = g.generate(prompts, sp)
+    assert all(isinstance(t[0], str) and t[0].strip() for t in a)
+    # Batched and alone give the same greedy text for the same prompt (left padding works).
+    alone = Generator(ModelSpec(batch_size=1), None, progress=False, backend=g.backend).generate(prompts[:1], sp)
+    assert alone[0] == a[0]
+    samp = g.generate(prompts, SamplingParams(n=2, temperature=0.9, max_new_tokens=8, seed=5))
+    assert all(len(s) == 2 for s in samp)
+    assert str(g.backend.dtype) in ("torch.bfloat16", "torch.float32")

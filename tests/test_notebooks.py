@@ -1,0 +1,33 @@
+"""Notebook hygiene: in sync with the stage schemas, committed without outputs, title first."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from autoif_lib.nbtools import notebook_has_outputs, sync_all
+from autoif_lib.runner import discover_notebooks
+from autoif_lib.stages import STAGES
+
+NOTEBOOKS = discover_notebooks()
+
+
+def test_every_notebook_has_a_schema_and_vice_versa():
+    assert NOTEBOOKS, "no notebooks found"
+    assert set(NOTEBOOKS) == set(STAGES)
+
+
+def test_parameters_cells_in_sync_with_schemas():
+    assert sync_all(check=True) == [], "run `autoif sync-notebooks`"
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_notebook_shape(name):
+    path = NOTEBOOKS[name]
+    assert not notebook_has_outputs(path), f"{path.name}: strip outputs before committing"
+    nb = nbformat.read(str(path), as_version=4)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    assert "parameters" in nb.cells[1].metadata.get("tags", [])
+    assert nb.metadata["kernelspec"]["name"] == "autoif-workbench"
+    src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert f'open_stage("{name}", globals())' in src and "ctx.finish(" in src
