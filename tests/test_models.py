@@ -161,7 +161,8 @@ def test_vllm_backend_passes_settings_through(monkeypatch):
         def __init__(self, **kw):
             seen["engine"] = kw
 
-        def chat(self, messages, params, use_tqdm=False):
+        def chat(self, messages, params, use_tqdm=False, **kw):
+            seen.setdefault("chat_kwargs", []).append(kw)
             seen["params"] = params
             return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"v{i}")]) for i in range(len(messages))]
 
@@ -184,6 +185,9 @@ def test_vllm_backend_passes_settings_through(monkeypatch):
     assert kw["temperature"] == 0.8 and kw["top_p"] == 0.9 and kw["max_tokens"] == 7 and kw["n"] == 1
     assert kw["repetition_penalty"] == 1.1 and kw["stop"] == ["###"]
     assert len({p.kw["seed"] for p in seen["params"]}) == 4  # one seed per row
+    assert seen["chat_kwargs"] == [{}]
+    g.generate([[{"role": "user", "content": "x"}, {"role": "assistant", "content": "- "}]], SamplingParams())
+    assert seen["chat_kwargs"][-1] == {"add_generation_prompt": False, "continue_final_message": True}
 
 
 def test_vllm_missing_is_a_clear_error(monkeypatch):
@@ -208,3 +212,13 @@ def test_transformers_backend_on_embedded_model(tmp_path):
     samp = g.generate(prompts, SamplingParams(n=2, temperature=0.9, max_new_tokens=8, seed=5))
     assert all(len(s) == 2 for s in samp)
     assert str(g.backend.dtype) in ("torch.bfloat16", "torch.float32")
+
+
+def test_prefill_is_continued_and_returned(tmp_path):
+    """A final assistant message primes the reply; the returned text starts with it."""
+    g = Generator(ModelSpec(batch_size=2), tmp_path / "c.sqlite", progress=False)
+    conv = [{"role": "user", "content": "List two fruits."}, {"role": "assistant", "content": "- Apple\n- "}]
+    out = g.generate([conv], SamplingParams(temperature=0.0, max_new_tokens=6))[0][0]
+    assert out.startswith("- Apple\n- ") and len(out) > len("- Apple\n- ")
+    rendered = g.backend.render(conv)
+    assert rendered.endswith("- Apple\n- ") and "<|im_start|>assistant\n- Apple" in rendered

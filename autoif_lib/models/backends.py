@@ -35,6 +35,11 @@ class Row:
     def as_messages(self) -> Messages:
         return [{"role": r, "content": c} for r, c in self.messages]
 
+    @property
+    def prefill(self) -> str:
+        """A final assistant message is a prefix the completion continues (response priming)."""
+        return self.messages[-1][1] if self.messages and self.messages[-1][0] == "assistant" else ""
+
 
 def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
     """Cut ``text`` at the first stop string (servers do this; HF generate keeps it)."""
@@ -114,6 +119,8 @@ class TransformersBackend:
         return torch.bfloat16 if cpu_supports_bf16() else torch.float32
 
     def render(self, messages: Messages) -> str:
+        if messages and messages[-1]["role"] == "assistant":
+            return self.tokenizer.apply_chat_template(messages, continue_final_message=True, tokenize=False)
         return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
     def generate_batch(self, rows: Sequence[Row], sp: SamplingParams) -> list[str]:
@@ -165,8 +172,18 @@ class VLLMBackend:
             n=1, temperature=sp.temperature, top_p=sp.top_p if not sp.greedy else 1.0,
             max_tokens=sp.max_new_tokens, seed=r.seed, stop=list(sp.stop) or None,
             repetition_penalty=sp.repetition_penalty) for r in rows]
-        outs = self.llm.chat([r.as_messages() for r in rows], params, use_tqdm=False)
-        return [o.outputs[0].text for o in outs]
+        texts: list[str] = [""] * len(rows)
+        # Prefilled rows continue the last assistant message; vLLM takes that per call, so split.
+        for flag in (False, True):
+            idx = [i for i, r in enumerate(rows) if bool(r.prefill) == flag]
+            if not idx:
+                continue
+            extra = {"add_generation_prompt": False, "continue_final_message": True} if flag else {}
+            outs = self.llm.chat([rows[i].as_messages() for i in idx], [params[i] for i in idx],
+                                 use_tqdm=False, **extra)
+            for i, o in zip(idx, outs):
+                texts[i] = o.outputs[0].text
+        return texts
 
 
 class OpenAIBackend:
@@ -191,6 +208,9 @@ class OpenAIBackend:
             body["stop"] = list(sp.stop)
         if sp.repetition_penalty != 1.0:
             body["repetition_penalty"] = sp.repetition_penalty  # vLLM extension; OpenAI rejects it
+        if row.prefill:
+            # vLLM-serve extension: continue the final assistant message instead of starting a new one.
+            body.update(add_generation_prompt=False, continue_final_message=True)
         last = ""
         for attempt in range(self.spec.max_retries + 1):
             try:

@@ -5,6 +5,10 @@
     outs = gen.generate([[{"role": "user", "content": "Hi"}]], SamplingParams(n=2, temperature=0.7))
     outs[0]  # -> two completions for the first conversation
 
+A conversation may end with an assistant message: the model continues it
+(priming a small model with "- " or a code fence helps a lot) and the returned
+text includes that prefix.
+
 Resumability: rows are planned into batches over the *whole* request (cached or
 not), longest first, so a re-run after a crash sees exactly the same batches,
 skips the ones already committed and regenerates the rest with the same seeds:
@@ -95,6 +99,8 @@ class Generator:
                     self.stats["gen_seconds"] += time.perf_counter() - t0
                     self.stats["generated"] += len(batch)
                     self.stats["batches"] += 1
+                    # A prefilled row's text is prefix + continuation: callers parse whole replies.
+                    texts = [r.prefill + t for r, t in zip(batch, texts)]
                     for r, t in zip(batch, texts):
                         done[r.key] = t
                     if self.cache is not None:

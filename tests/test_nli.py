@@ -1,0 +1,60 @@
+"""NLI backends: the cross-encoder reads its label order from the model config; the LLM judge parses."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoif_lib import nli
+from autoif_lib.models import SamplingParams
+
+
+def _tiny_classifier(path, id2label, favour):
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    from autoif_lib.embedded import embedded_model_dir
+
+    tok = AutoTokenizer.from_pretrained(embedded_model_dir())
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=2, num_labels=3, id2label=id2label,
+                      label2id={v: k for k, v in id2label.items()}, pad_token_id=tok.pad_token_id)
+    model = LlamaForSequenceClassification(cfg)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return model
+
+
+@pytest.mark.parametrize("order", [("entailment", "neutral", "contradiction"), ("CONTRADICTION", "Entailment", "neutral")])
+def test_cross_encoder_reads_label_order_from_config(tmp_path, order, monkeypatch):
+    import torch
+
+    id2label = {i: l for i, l in enumerate(order)}
+    _tiny_classifier(tmp_path, id2label, favour=0)
+    enc = nli.CrossEncoderNLI(str(tmp_path), device="cpu")
+    assert set(enc.index_to_label.values()) == set(nli.LABELS)
+    # Force logits so index 0 wins, then index 2: the names must follow the config, not a fixed order.
+    for idx in (0, 2):
+        def fake_forward(*a, _idx=idx, **k):
+            n = k["input_ids"].shape[0]
+            logits = torch.zeros(n, 3)
+            logits[:, _idx] = 5.0
+            return type("Out", (), {"logits": logits})()
+        monkeypatch.setattr(enc, "model", fake_forward)
+        labels = enc.predict([("Answer in lowercase.", "Write only lowercase letters."), ("a b c", "d e f")])
+        assert labels == [order[idx].lower()] * 2
+
+
+def test_cross_encoder_rejects_non_nli_labels(tmp_path):
+    _tiny_classifier(tmp_path, {0: "positive", 1: "negative", 2: "mixed"}, favour=0)
+    with pytest.raises(ValueError, match="does not name entailment/neutral/contradiction"):
+        nli.CrossEncoderNLI(str(tmp_path), device="cpu")
+
+
+def test_llm_judge_parses_and_keeps_raw():
+    class Gen:
+        def generate(self, convs, sp, desc=""):
+            assert "Label: entailment" in convs[0][0]["content"]
+            return [["Label: contradiction"], ["I think yes, entailment."], ["???"]]
+
+    j = nli.LLMJudgeNLI(Gen(), SamplingParams(temperature=0.0))
+    assert j.predict([("a", "b")] * 3) == ["contradiction", "entailment", None]
+    assert j.raw[2] == "???"
