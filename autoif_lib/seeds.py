@@ -240,10 +240,21 @@ def _iter_query_source(p: Path) -> Iterator[tuple[str, str, dict]]:
         raise ValueError(f"{p}: unsupported query file type {p.suffix!r} (use .jsonl or .json)")
 
 
+def _iter_hub_dataset(dataset: str, split: str = "train") -> Iterator[tuple[str, str, dict]]:
+    """Records of a hub dataset (users with hub access; imported only when asked for)."""
+    import datasets  # noqa: PLC0415
+
+    ds = datasets.load_dataset(dataset, split=split)
+    stem = dataset.rsplit("/", 1)[-1]
+    for i, rec in enumerate(ds):
+        yield f"{dataset}[{i}]", f"{stem}_{i + 1:06d}", dict(rec)
+
+
 def load_queries(
     path: str | os.PathLike | None = None,
     min_chars: int = 20,
     max_chars: int = 300,
+    dataset: str | None = None,
 ) -> tuple[list[dict], dict[str, int]]:
     """Queries as ``({id, query[, category]} records, rejects_by_reason)``.
 
@@ -253,7 +264,8 @@ def load_queries(
     ``query``/``text``/``prompt`` field. Texts are stripped and kept when
     ``min_chars <= len <= max_chars`` (AutoIF's script uses the exclusive
     20 < len < 300); exact duplicates are dropped. Every dropped record is
-    counted under a reason from ``QUERY_REJECT_REASONS``.
+    counted under a reason from ``QUERY_REJECT_REASONS``. ``dataset`` names a
+    hub dataset (same record shapes) instead of a file.
     """
     if min_chars < 0 or max_chars < min_chars:
         raise ValueError(f"need 0 <= min_chars <= max_chars, got {min_chars}, {max_chars}")
@@ -262,7 +274,8 @@ def load_queries(
     records: list[dict] = []
     seen_text: set[str] = set()
     seen_ids: set[str] = set()
-    for where, default_id, rec in _iter_query_source(p):
+    source = _iter_hub_dataset(dataset) if dataset else _iter_query_source(p)
+    for where, default_id, rec in source:
         text = _query_text(rec, where)
         if text is None:
             rejects["no_text"] += 1

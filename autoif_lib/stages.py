@@ -62,7 +62,7 @@ class AugmentParams(StageParams):
     n_examples: int = param(8, "seed instructions shown per call (a seeded sample)", min=1)
     temperature: float = param(0.9, "sampling temperature", min=0.0)
     top_p: float = param(0.95, "nucleus sampling mass", min=0.0, max=1.0)
-    max_new_tokens: int = param(320, "tokens per call", min=16)
+    max_new_tokens: int = param(256, "tokens per call", min=16)
     repetition_penalty: float = param(1.15, "keeps a small model from repeating one line", min=0.5, max=3.0)
     near_dup_threshold: float = param(0.85, "drop an instruction this similar to an earlier one (0-1)", min=0.0, max=1.0)
     max_new_instructions: int = param(0, "cap on new instructions kept (0: no cap)", min=0)
@@ -75,10 +75,10 @@ class VerifiersParams(StageParams):
     supervisor: ModelSpec = param(ModelSpec(), "model that writes verification functions")
     n_samples: int = param(2, "K samples per instruction (paper's sample data: 8)", min=1)
     cases_per_sample: int = param(4, "test cases asked for per sample", min=1, max=50)
-    max_instructions: int = param(24, "use at most this many instructions, seeds first (0: all)", min=0)
+    max_instructions: int = param(16, "use at most this many instructions: a seeded mix of seeds and new ones (0: all)", min=0)
     temperature: float = param(0.7, "sampling temperature", min=0.0)
     top_p: float = param(0.95, "nucleus sampling mass", min=0.0, max=1.0)
-    max_new_tokens: int = param(320, "tokens per sample", min=32)
+    max_new_tokens: int = param(192, "tokens per sample", min=32)
     repetition_penalty: float = param(1.1, "repetition penalty", min=0.5, max=3.0)
     add_reference_verifiers: bool = param(
         True, "add the seeds' hand-written verifiers and cases to the pool (labelled origin: reference)")
@@ -129,10 +129,156 @@ class BacktranslateParams(StageParams):
             raise ValueError("nli_model: required when nli_backend is cross_encoder")
 
 
+@dataclass(frozen=True)
+class ResponsesParams(StageParams):
+    """05_responses: pair kept instructions with user queries and sample K responses each."""
+
+    supervisor: ModelSpec = param(ModelSpec(), "model that answers (the supervision model)")
+    queries_file: str = param("", "queries: ShareGPT JSON/JSONL, or JSONL with a text field; empty uses the shipped set", path=True)
+    queries_dataset: str = param("", "a hub dataset id instead of a file (needs hub access), e.g. anon8231489123/ShareGPT_Vicuna_unfiltered")
+    min_query_chars: int = param(20, "drop shorter queries (reference: 20)", min=0)
+    max_query_chars: int = param(300, "drop longer queries (reference: 300)", min=1)
+    heldout_fraction: float = param(0.2, "share of instructions held out for evaluation (never trained on)", min=0.0, max=0.9)
+    max_instructions: int = param(0, "use at most this many training instructions (0: all)", min=0)
+    queries_per_instruction: int = param(2, "M queries per instruction (paper: 16)", min=1)
+    responses_per_query: int = param(2, "K responses per (instruction, query) (paper: 8)", min=1)
+    layout: Literal["instruction_first", "query_first"] = param(
+        "instruction_first", "user turn layout, used for generation and for the exported training data alike")
+    temperature: float = param(0.7, "sampling temperature", min=0.0)
+    top_p: float = param(0.95, "nucleus sampling mass", min=0.0, max=1.0)
+    max_new_tokens: int = param(128, "tokens per response", min=8)
+    repetition_penalty: float = param(1.15, "repetition penalty", min=0.5, max=3.0)
+
+
+@dataclass(frozen=True)
+class VerifyScoreParams(StageParams, SandboxFields):
+    """06_verify_score: execution pass rates, then an LLM quality judgment 0-10."""
+
+    supervisor: ModelSpec = param(ModelSpec(), "judge model")
+    pass_threshold: float = param(0.5, "keep a response whose pass rate is above this (paper 0.5; its Fig. 4 finds 0.8 best)", min=0.0, max=1.0)
+    pass_inclusive: bool = param(False, "accept a pass rate equal to the threshold")
+    run_judge: bool = param(True, "LLM quality judgment (false reproduces the 'w/o query quality' ablation)")
+    n_judgments: int = param(1, "judgments per response, averaged", min=1)
+    judge_temperature: float = param(0.0, "judge sampling temperature (use > 0 with n_judgments > 1)", min=0.0)
+    judge_max_new_tokens: int = param(128, "tokens per judgment", min=8)
+    score_threshold: float = param(8.0, "keep a response whose mean score is above this (reference: > 8)", min=0.0, max=10.0)
+    score_inclusive: bool = param(False, "accept a score equal to the threshold (the paper's wording)")
+
+
+@dataclass(frozen=True)
+class ExportParams(StageParams):
+    """07_export: SFT and DPO data for TRL and LLaMA-Factory, a held-out split and a dataset card."""
+
+    chosen_min_pass: float = param(0.5, "DPO chosen: pass rate at least this (paper: 0.5)", min=0.0, max=1.0)
+    rejected_max_pass: float = param(0.0, "DPO rejected: pass rate at most this (paper: 0)", min=0.0, max=1.0)
+    max_pairs_per_prompt: int = param(4, "DPO pairs per prompt at most (reference: 4)", min=1)
+    instruction_level_pairs: bool = param(False, "also add instruction-level pairs (passing vs failing test case)")
+    max_instruction_pairs: int = param(2, "instruction-level pairs per instruction at most", min=1)
+
+
+_LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear"}
+
+
+def _check_trl_keys(cls_name: str, key: str, kwargs: dict) -> None:
+    """Recipe keys for TRL configs must be real field names (checked without importing TRL)."""
+    import difflib
+
+    from .trl_fields import unknown_keys
+
+    bad, fields = unknown_keys(cls_name, kwargs)
+    if bad:
+        close = difflib.get_close_matches(bad[0], sorted(fields or ()), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"{key}.{bad[0]}: not a field of trl {cls_name}{hint}")
+    for k in ("output_dir", "seed"):
+        if k in kwargs:
+            raise ValueError(f"{key}.{k}: set by the workbench (run folder, recipe seed)")
+
+
+@dataclass(frozen=True)
+class TrainFields:
+    """Shared by the training stages: the policy, full vs LoRA, one device vs many."""
+
+    base_model: str = param("embedded", "policy to train: hub id, local folder or 'embedded'. Equal to the supervisor: self-alignment; smaller: strong-to-weak")
+    use_lora: bool = param(False, "LoRA adapters (merged into the saved checkpoint) instead of full fine-tuning")
+    lora: dict = param(_LORA, "peft LoraConfig arguments, used when use_lora")
+    num_gpus: int = param(0, "0 or 1: train inside the kernel; more: accelerate launch with DeepSpeed ZeRO-3", min=0)
+    deepspeed_config: str = param("params/accelerate/zero3.json", "DeepSpeed config for num_gpus > 1", path=True)
+
+
+@dataclass(frozen=True)
+class SFTParams(StageParams, TrainFields):
+    """08_sft: supervised fine-tuning on the verified SFT data with TRL's SFTTrainer."""
+
+    max_examples: int = param(0, "use at most this many SFT examples (0: all)", min=0)
+    sft: dict = param({"learning_rate": 2e-5, "max_steps": 12, "per_device_train_batch_size": 4,
+                       "lr_scheduler_type": "linear", "warmup_steps": 2, "weight_decay": 0.1, "max_length": 384},
+                      "trl SFTConfig arguments, with TRL's own field names")
+
+    def __post_init__(self):
+        _check_trl_keys("SFTConfig", "sft", self.sft)
+
+
+@dataclass(frozen=True)
+class DPOParams(StageParams, TrainFields):
+    """09_dpo: offline DPO on the verifier-ranked pairs with TRL's DPOTrainer."""
+
+    init_from: Literal["sft", "base"] = param("sft", "start from the SFT checkpoint (paper) or the base model")
+    max_pairs: int = param(0, "use at most this many pairs (0: all)", min=0)
+    dpo: dict = param({"learning_rate": 5e-6, "max_steps": 8, "per_device_train_batch_size": 4, "beta": 0.3,
+                       "lr_scheduler_type": "cosine", "warmup_steps": 0.1, "max_length": 384},
+                      "trl DPOConfig arguments, with TRL's own field names")
+
+    def __post_init__(self):
+        _check_trl_keys("DPOConfig", "dpo", self.dpo)
+
+
+@dataclass(frozen=True)
+class OnlineDPOParams(StageParams, TrainFields, SandboxFields):
+    """10_online_dpo: the policy samples, the verification functions score, DPO trains; N iterations."""
+
+    init_from: Literal["dpo", "sft", "base"] = param("dpo", "start from the offline-DPO checkpoint (paper), SFT or base")
+    method: Literal["trl", "loop"] = param("trl", "trl: OnlineDPOTrainer with a sandbox reward; loop: explicit sample-score-pair-DPO iterations")
+    iterations: int = param(1, "loop: sample-score-train iterations (the paper does not give N)", min=1)
+    samples_per_prompt: int = param(4, "loop: K samples per prompt (OnlineDPOTrainer always draws 2)", min=2)
+    temperature: float = param(0.8, "on-policy sampling temperature (paper: 0.8)", min=0.0)
+    max_new_tokens: int = param(48, "tokens per on-policy sample", min=4)
+    max_prompts: int = param(16, "use at most this many prompts (0: all)", min=0)
+    chosen_min_pass: float = param(0.5, "loop: chosen needs a pass rate at least this", min=0.0, max=1.0)
+    rejected_max_pass: float = param(0.0, "loop: rejected needs a pass rate at most this", min=0.0, max=1.0)
+    online: dict = param({"learning_rate": 5e-6, "max_steps": 4, "per_device_train_batch_size": 4, "beta": 0.3},
+                         "trl OnlineDPOConfig arguments (method trl) or DPOConfig arguments (method loop)")
+
+    def __post_init__(self):
+        _check_trl_keys("OnlineDPOConfig" if self.method == "trl" else "DPOConfig", "online", self.online)
+
+
+@dataclass(frozen=True)
+class EvaluateParams(StageParams, SandboxFields):
+    """11_evaluate: IFEval (four metrics, per type) and held-out verifier pass rate per checkpoint."""
+
+    base_model: str = param("embedded", "the untrained policy, compared with the trained checkpoints")
+    checkpoints: list[str] = param(["base", "sft", "dpo", "online_dpo"], "which to compare; a missing stage is skipped with a note",
+                                   choices=("base", "sft", "dpo", "online_dpo"))
+    generation: ModelSpec = param(ModelSpec(), "backend for evaluation generation (its model field is replaced by each checkpoint)")
+    ifeval_source: str = param("builtin", "builtin (the canonical 541 prompts, offline), a JSONL path, or google/IFEval (hub)")
+    ifeval_subset: int = param(24, "a fixed, seeded subset of prompts for CPU runs (0: all 541)", min=0)
+    max_new_tokens: int = param(160, "tokens per IFEval response (greedy)", min=8)
+    heldout_queries: int = param(2, "queries per held-out instruction for the verifier pass rate", min=0)
+    heldout_max_new_tokens: int = param(96, "tokens per held-out response (greedy)", min=8)
+
+
 STAGES: dict[str, type] = {
     "00_environment": EnvironmentParams,
     "01_augment": AugmentParams,
     "02_verifiers": VerifiersParams,
     "03_cross_validate": CrossValidateParams,
     "04_backtranslate": BacktranslateParams,
+    "05_responses": ResponsesParams,
+    "06_verify_score": VerifyScoreParams,
+    "07_export": ExportParams,
+    "08_sft": SFTParams,
+    "09_dpo": DPOParams,
+    "10_online_dpo": OnlineDPOParams,
+    "11_evaluate": EvaluateParams,
 }

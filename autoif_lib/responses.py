@@ -1,0 +1,124 @@
+"""Stages 05-06: pair instructions with queries, sample responses, verify by execution, judge quality.
+
+Pure over records; the sandbox runner and the generator are passed in.
+
+* ``split_heldout``: a seeded share of the instructions is held out for evaluation
+  (never paired with training queries);
+* ``pair``: each remaining instruction gets M seeded queries; the user turn is
+  built once (``prompts.combine_turn``) and reused verbatim by the export;
+* ``pass_rates``: every response through every kept function of its instruction;
+  pass rate = mean over functions, errors counting as failures;
+* ``judge_requests`` / ``attach_scores``: an LLM quality judgment ending in
+  ``Score: N``, n judgments averaged; unparseable ones are counted.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from typing import Sequence
+
+from . import parsing, prompts
+from .io import stable_hash
+
+
+def split_heldout(instructions: Sequence[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """(train, heldout): a seeded ``fraction`` held out, at least one when there are two or more."""
+    if fraction <= 0 or len(instructions) < 2:
+        return list(instructions), []
+    n = min(len(instructions) - 1, max(1, round(fraction * len(instructions))))
+    ids = {r["id"] for r in random.Random(seed).sample(list(instructions), n)}
+    return [r for r in instructions if r["id"] not in ids], [r for r in instructions if r["id"] in ids]
+
+
+def pair(instructions: Sequence[dict], queries: Sequence[dict], m: int, seed: int,
+         layout: str = "instruction_first") -> list[dict]:
+    """Each instruction with ``m`` queries sampled for it (seeded by seed and instruction id)."""
+    pairs = []
+    for ins in instructions:
+        rng = random.Random(int(stable_hash([seed, ins["id"]], 8), 16))
+        for q in rng.sample(list(queries), min(m, len(queries))):
+            pairs.append({"pair_id": f"{ins['id']}__{q['id']}", "instruction_id": ins["id"],
+                          "instruction": ins["instruction"], "origin": ins.get("origin"),
+                          "query_id": q["id"], "query": q["query"], "layout": layout,
+                          "prompt": prompts.combine_turn(ins["instruction"], q["query"], layout)})
+    return pairs
+
+
+def response_requests(pairs: Sequence[dict]) -> list[list[dict]]:
+    return [[{"role": "user", "content": p["prompt"]}] for p in pairs]
+
+
+def pass_rates(pairs: Sequence[dict], functions_by_instruction: dict[str, list[str]], runner) -> list[dict]:
+    """One record per response with its pass rate and per-function statuses."""
+    jobs, where = [], []
+    by_instruction: dict[str, list[tuple[int, int]]] = {}
+    for pi, p in enumerate(pairs):
+        for ri, _ in enumerate(p["responses"]):
+            by_instruction.setdefault(p["instruction_id"], []).append((pi, ri))
+    for iid, slots in by_instruction.items():
+        inputs = [pairs[pi]["responses"][ri] for pi, ri in slots]
+        for fi, src in enumerate(functions_by_instruction.get(iid, [])):
+            jobs.append((src, inputs))
+            where.append((iid, fi))
+    statuses: dict[tuple[int, int], list[str]] = {}
+    if jobs:
+        verdicts = runner([s for s, _ in jobs], [i for _, i in jobs])
+        for (iid, _), row in zip(where, verdicts):
+            for (pi, ri), v in zip(by_instruction[iid], row):
+                statuses.setdefault((pi, ri), []).append(v.status)
+    out = []
+    for pi, p in enumerate(pairs):
+        for ri, text in enumerate(p["responses"]):
+            st = statuses.get((pi, ri), [])
+            rate = sum(s == "pass" for s in st) / len(st) if st else 0.0
+            out.append({k: v for k, v in p.items() if k != "responses"} | {
+                "response_idx": ri, "response": text, "pass_rate": round(rate, 4),
+                "n_functions": len(st), "statuses": dict(Counter(st))})
+    return out
+
+
+def keep_by_pass_rate(records: Sequence[dict], threshold: float, inclusive: bool = False) -> list[dict]:
+    return [r for r in records if (r["pass_rate"] >= threshold if inclusive else r["pass_rate"] > threshold)]
+
+
+def judge_requests(records: Sequence[dict]) -> list[list[dict]]:
+    return [prompts.quality_judge(r["instruction"], r["query"], r["response"]) for r in records]
+
+
+def attach_scores(records: Sequence[dict], judgments: Sequence[Sequence[str]]) -> list[dict]:
+    out = []
+    for r, texts in zip(records, judgments):
+        scores = [parsing.parse_score(t) for t in texts]
+        valid = [s for s in scores if s is not None]
+        out.append(dict(r, judge_scores=scores, judge_unparsed=len(scores) - len(valid),
+                        score=round(sum(valid) / len(valid), 3) if valid else None))
+    return out
+
+
+def keep_by_score(records: Sequence[dict], threshold: float, inclusive: bool = False) -> tuple[list[dict], Counter]:
+    kept, rejects = [], Counter()
+    for r in records:
+        s = r.get("score")
+        if s is None:
+            rejects["score_unparsed"] += 1
+        elif (s >= threshold if inclusive else s > threshold):
+            kept.append(r)
+        else:
+            rejects["score_below_threshold"] += 1
+    return kept, rejects
+
+
+def funnel(pairs: Sequence[dict], scored: Sequence[dict], passed: Sequence[dict], judged_kept: Sequence[dict],
+           judge_rejects: Counter, pass_threshold: float, judged: bool):
+    from .report import Funnel
+
+    f = Funnel("responses")
+    n = len(scored)
+    f.step("pairs × K → responses", n, n, note=f"{len(pairs)} (instruction, query) pairs")
+    empty = sum(1 for r in scored if not r["response"].strip())
+    f.step(f"responses → pass rate > {pass_threshold}", n, len(passed),
+           {"below_pass_threshold": n - len(passed) - empty, "empty_response": empty})
+    if judged:
+        f.step("passed → judge score kept", len(passed), len(judged_kept), dict(judge_rejects))
+    return f

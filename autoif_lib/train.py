@@ -1,0 +1,356 @@
+"""Training: SFT, offline DPO and online DPO with TRL, in-process or under ``accelerate launch``.
+
+One entry point serves both: the notebooks build a :class:`TrainJob` and either
+call :func:`run_job` in the kernel (CPU, one GPU) or write it to ``job.json``
+and run :func:`launch_command` (several GPUs, DeepSpeed ZeRO-3)::
+
+    accelerate launch --num_processes 8 --use_deepspeed --deepspeed_config_file params/accelerate/zero3.json \\
+        -m autoif_lib.train outputs/.../08_sft/job.json
+
+TRL settings pass straight through: ``trl_args`` holds ``SFTConfig``/``DPOConfig``/
+``OnlineDPOConfig`` keyword arguments with TRL's own field names.
+
+Online DPO, two ways (``method``):
+
+* ``trl``: TRL's ``OnlineDPOTrainer`` with a reward function backed by the
+  sandbox (reward = the verifier pass rate of each on-policy completion);
+* ``loop``: the paper's description made explicit: each iteration samples K
+  responses per prompt from the current policy (temperature 0.8), scores them by
+  execution, builds pairs (pass rate >= 0.5 vs 0) and trains DPO on them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from . import io
+
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+
+
+@dataclass
+class TrainJob:
+    kind: str  # sft | dpo | online_dpo
+    model: str  # hub id or local folder of the initial policy
+    train_file: str  # JSONL: messages (sft), prompt/chosen/rejected (dpo), prompt/verifiers (online_dpo)
+    output_dir: str
+    trl_args: dict = field(default_factory=dict)
+    lora: dict | None = None  # peft LoraConfig kwargs; None = full fine-tuning
+    seed: int = 0
+    # online DPO only
+    method: str = "trl"
+    iterations: int = 1
+    samples_per_prompt: int = 4
+    temperature: float = 0.8
+    max_new_tokens: int = 64
+    chosen_min_pass: float = 0.5
+    rejected_max_pass: float = 0.0
+    sandbox: dict = field(default_factory=dict)  # SandboxConfig kwargs
+    cache_path: str | None = None
+
+    def save(self, path: str | Path) -> Path:
+        return io.write_json(path, dataclasses.asdict(self))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TrainJob":
+        return cls(**io.read_json(path))
+
+
+# ---------------------------------------------------------------------------
+# multi-GPU launch (the command is built here and checked by tests; run by the notebook)
+# ---------------------------------------------------------------------------
+
+def launch_command(job_path: str | Path, num_gpus: int, deepspeed_config: str | Path,
+                   mixed_precision: str = "bf16", python: str | None = None) -> list[str]:
+    """``accelerate launch`` over ``num_gpus`` processes with a DeepSpeed ZeRO-3 config file."""
+    exe = Path(python or sys.executable).parent / "accelerate"
+    return [str(exe), "launch", "--num_processes", str(num_gpus), "--num_machines", "1",
+            "--mixed_precision", mixed_precision, "--use_deepspeed", "--deepspeed_config_file",
+            str(deepspeed_config), "-m", "autoif_lib.train", str(job_path)]
+
+
+# ---------------------------------------------------------------------------
+# building blocks
+# ---------------------------------------------------------------------------
+
+def _device_defaults(trl_args: dict) -> dict:
+    """CPU-safe defaults, overridable by the recipe: no reports, bf16 only where it is fast."""
+    import torch
+
+    from .models.backends import cpu_supports_bf16
+
+    out = {"report_to": "none", "logging_steps": 1, "save_strategy": "no", **trl_args}
+    if not torch.cuda.is_available():
+        out.setdefault("use_cpu", True)
+        if out.get("bf16", True) and not cpu_supports_bf16():
+            out["bf16"] = False
+        # Checkpointing recomputes activations and disables the KV cache during on-policy
+        # generation: 3-4x slower on CPU for a 135M model that fits in memory anyway.
+        out.setdefault("gradient_checkpointing", False)
+    return out
+
+
+def _lora(lora: dict | None):
+    if not lora:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(task_type="CAUSAL_LM", **lora)
+
+
+def _save_final(trainer, out: Path, merged_from_lora: bool) -> Path:
+    """Save a plain checkpoint (LoRA merged) with its tokenizer: every later stage can load it."""
+    final = out / "model"
+    model = trainer.model
+    if merged_from_lora and hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    if trainer.accelerator.is_main_process:
+        model.save_pretrained(final)
+        trainer.processing_class.save_pretrained(final)
+    trainer.accelerator.wait_for_everyone()
+    return final
+
+
+def _log_history(trainer) -> list[dict]:
+    return [dict(h) for h in trainer.state.log_history]
+
+
+def _dataset(path: str, columns: Sequence[str]):
+    import datasets
+
+    ds = datasets.load_dataset("json", data_files=path, split="train")
+    missing = [c for c in columns if c not in ds.column_names]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; has {ds.column_names}")
+    return ds.select_columns(list(columns))
+
+
+def verifier_reward(runner: Callable) -> Callable:
+    """A TRL reward function ``(prompts, completions, verifiers, **kw) -> list[float]``.
+
+    The reward of a completion is the pass rate of its instruction's verification functions,
+    run through ``runner(functions, inputs) -> verdict matrix`` (the sandbox). One sandbox
+    batch per call: every function of every completion.
+    """
+    def reward(prompts=None, completions=None, verifiers=None, **kwargs) -> list[float]:
+        texts = [c[-1]["content"] if isinstance(c, list) else str(c) for c in completions]
+        jobs, owners = [], []
+        for k, (text, fns) in enumerate(zip(texts, verifiers)):
+            for src in fns or []:
+                jobs.append((src, [text]))
+                owners.append(k)
+        passed = [0] * len(texts)
+        counts = [len(f or []) for f in verifiers]
+        if jobs:
+            rows = runner([s for s, _ in jobs], [i for _, i in jobs])
+            for k, row in zip(owners, rows):
+                passed[k] += int(bool(row) and row[0].status == "pass")
+        return [passed[k] / counts[k] if counts[k] else 0.0 for k in range(len(texts))]
+
+    reward.__name__ = "verifier_pass_rate"
+    return reward
+
+
+# ---------------------------------------------------------------------------
+# the three trainings
+# ---------------------------------------------------------------------------
+
+def train_sft(job: TrainJob) -> dict:
+    from trl import SFTConfig, SFTTrainer
+
+    out = Path(job.output_dir)
+    args = SFTConfig(output_dir=str(out / "checkpoints"), seed=job.seed, **_device_defaults(job.trl_args))
+    trainer = SFTTrainer(model=job.model, args=args, train_dataset=_dataset(job.train_file, ["messages"]),
+                         peft_config=_lora(job.lora))
+    result = trainer.train()
+    final = _save_final(trainer, out, bool(job.lora))
+    return {"final_model": str(final), "train_loss": result.training_loss, "steps": trainer.state.global_step,
+            "log_history": _log_history(trainer)}
+
+
+def train_dpo(job: TrainJob, train_file: str | None = None, model: str | None = None,
+              output_dir: str | None = None) -> dict:
+    from trl import DPOConfig, DPOTrainer
+
+    out = Path(output_dir or job.output_dir)
+    args = DPOConfig(output_dir=str(out / "checkpoints"), seed=job.seed, **_device_defaults(job.trl_args))
+    trainer = DPOTrainer(model=model or job.model, args=args,
+                         train_dataset=_dataset(train_file or job.train_file, ["prompt", "chosen", "rejected"]),
+                         peft_config=_lora(job.lora))
+    result = trainer.train()
+    final = _save_final(trainer, out, bool(job.lora))
+    return {"final_model": str(final), "train_loss": result.training_loss, "steps": trainer.state.global_step,
+            "log_history": _log_history(trainer)}
+
+
+def train_online_dpo(job: TrainJob) -> dict:
+    from .sandbox import Sandbox, SandboxConfig
+
+    with Sandbox(SandboxConfig(**job.sandbox)) as box:
+        runner = lambda f, i: box.run(f, i).verdicts  # noqa: E731
+        if job.method == "trl":
+            return _online_trl(job, runner)
+        if job.method == "loop":
+            return _online_loop(job, runner)
+    raise ValueError(f"unknown online DPO method {job.method!r}; use trl or loop")
+
+
+def _online_trl(job: TrainJob, runner) -> dict:
+    from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
+
+    out = Path(job.output_dir)
+    kw = {"temperature": job.temperature, "max_new_tokens": job.max_new_tokens, **job.trl_args}
+    args = OnlineDPOConfig(output_dir=str(out / "checkpoints"), seed=job.seed, **_device_defaults(kw))
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(job.model)
+    tok.padding_side = "left"  # generation pads on the left
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    trainer = OnlineDPOTrainer(model=job.model, reward_funcs=[verifier_reward(runner)], args=args,
+                               train_dataset=_dataset(job.train_file, ["prompt", "verifiers"]),
+                               processing_class=tok, reward_processing_classes=[None],
+                               peft_config=_lora(job.lora))
+    result = trainer.train()
+    final = _save_final(trainer, out, bool(job.lora))
+    return {"final_model": str(final), "train_loss": result.training_loss, "steps": trainer.state.global_step,
+            "log_history": _log_history(trainer), "method": "trl"}
+
+
+def _online_loop(job: TrainJob, runner) -> dict:
+    from .export import dpo_pairs, dpo_trl
+    from .models import Generator, ModelSpec, SamplingParams
+    from .responses import pass_rates
+
+    prompts = io.read_jsonl(job.train_file)
+    out = Path(job.output_dir)
+    policy = job.model
+    history, iterations = [], []
+    for it in range(job.iterations):
+        t0 = time.time()
+        gen = Generator(ModelSpec(model=policy), cache_path=job.cache_path, progress=True)
+        sp = SamplingParams(n=job.samples_per_prompt, temperature=job.temperature, top_p=1.0,
+                            max_new_tokens=job.max_new_tokens, seed=job.seed + it)
+        outs = gen.generate([p["prompt"] for p in prompts], sp, desc=f"iteration {it + 1}: sample")
+        del gen
+        pairs_in = [{"pair_id": str(k), "instruction_id": p["instruction_id"], "query_id": str(k),
+                     "instruction": "", "query": "", "prompt": p["prompt"][-1]["content"], "responses": o}
+                    for k, (p, o) in enumerate(zip(prompts, outs))]
+        fns = {p["instruction_id"]: p["verifiers"] for p in prompts}
+        scored = pass_rates(pairs_in, fns, runner)
+        pairs = dpo_pairs(scored, job.chosen_min_pass, job.rejected_max_pass, max_pairs=4, seed=job.seed + it)
+        info = {"iteration": it + 1, "samples": len(scored), "pairs": len(pairs),
+                "mean_reward": round(sum(r["pass_rate"] for r in scored) / max(1, len(scored)), 4)}
+        if pairs:
+            pf = out / f"iter_{it + 1}" / "pairs.jsonl"
+            io.write_jsonl(pf, dpo_trl(pairs))
+            res = train_dpo(job, train_file=str(pf), model=policy, output_dir=str(out / f"iter_{it + 1}"))
+            policy = res["final_model"]
+            history += [dict(h, iteration=it + 1) for h in res["log_history"]]
+            info.update(train_loss=res["train_loss"], steps=res["steps"])
+        else:
+            info["skipped"] = "no (chosen, rejected) pair: every prompt's samples passed alike"
+        info["seconds"] = round(time.time() - t0, 1)
+        iterations.append(info)
+        print(f"[online-dpo] {info}", flush=True)
+    final = out / "model"
+    if Path(policy) != final:
+        _copy_model(policy, final)
+    return {"final_model": str(final), "iterations": iterations, "log_history": history, "method": "loop",
+            "steps": sum(i.get("steps", 0) for i in iterations)}
+
+
+def _copy_model(src: str, dst: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    AutoModelForCausalLM.from_pretrained(src).save_pretrained(dst)
+    AutoTokenizer.from_pretrained(src).save_pretrained(dst)
+
+
+def run_job(job: TrainJob) -> dict:
+    """Run one training job in this process; write metrics.json and train_log.jsonl beside the model."""
+    from transformers import set_seed
+
+    set_seed(job.seed)
+    t0 = time.time()
+    fn = {"sft": train_sft, "dpo": train_dpo, "online_dpo": train_online_dpo}.get(job.kind)
+    if fn is None:
+        raise ValueError(f"unknown job kind {job.kind!r}")
+    res = fn(job)
+    res["seconds"] = round(time.time() - t0, 1)
+    out = Path(job.output_dir)
+    io.write_jsonl(out / "train_log.jsonl", res.get("log_history", []))
+    io.write_json(out / "train_result.json", {k: v for k, v in res.items() if k != "log_history"})
+    return res
+
+
+def run(job: TrainJob, num_gpus: int = 0, deepspeed_config: str | Path | None = None) -> dict:
+    """Train in this process (0-1 GPU) or under ``accelerate launch`` with ZeRO-3 (several GPUs)."""
+    if num_gpus <= 1:
+        return run_job(job)
+    import subprocess
+
+    out = Path(job.output_dir)
+    job_path = job.save(out / "job.json")
+    cmd = launch_command(job_path, num_gpus, deepspeed_config)
+    print("$ " + " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd)
+    if proc.returncode != 0:
+        raise RuntimeError(f"accelerate launch failed with exit code {proc.returncode}; see the output above")
+    res = io.read_json(out / "train_result.json")
+    res["log_history"] = io.read_jsonl(out / "train_log.jsonl")
+    return res
+
+
+def skip_without_data(job: TrainJob, reason: str) -> dict:
+    """No data to train on: save the initial policy unchanged as this stage's model, and say so."""
+    final = Path(job.output_dir) / "model"
+    _copy_model(job.model, final)
+    res = {"final_model": str(final), "trained": False, "reason": reason, "steps": 0, "log_history": []}
+    io.write_json(Path(job.output_dir) / "train_result.json", {k: v for k, v in res.items() if k != "log_history"})
+    print(f"[train] not trained: {reason}; the initial model is passed on unchanged", flush=True)
+    return res
+
+
+def setting(supervisor_model: str, base_model: str) -> str:
+    """AutoIF's two settings: the supervisor trains itself, or a stronger one teaches a weaker base."""
+    return "self_alignment" if supervisor_model == base_model else "strong_to_weak"
+
+
+def plot_curves(log: Sequence[dict], keys: Sequence[str] = ("loss",), title: str = ""):
+    """Training curves from TRL's log history (one subplot per key that was logged)."""
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in keys if any(k in h for h in log)] or ["loss"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.0), squeeze=False)
+    for ax, k in zip(axes[0], keys):
+        pts = [(h.get("step", i), h[k]) for i, h in enumerate(log) if k in h]
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3)
+        else:
+            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(k)
+        ax.set_xlabel("step")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) != 1:
+        print("usage: python -m autoif_lib.train JOB.json", file=sys.stderr)
+        return 2
+    run_job(TrainJob.load(argv[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""Spins forever inside evaluate."""
+# expect: timeout
+
+
+def evaluate(response):
+    while True:
+        pass

@@ -1,0 +1,7 @@
+"""Reads a system secret."""
+# expect: forbidden exception
+
+
+def evaluate(response):
+    with open("/etc/shadow") as fh:
+        raise ValueError(fh.read())

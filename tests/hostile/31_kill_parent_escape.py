@@ -1,0 +1,16 @@
+"""Tries to kill its fork server (and, failing that, everything it can see)."""
+# expect: forbidden exception
+import string
+
+
+def real_import(name):
+    field = "0." + "__glo" + "bals__"
+    module_globals = string.Formatter().get_field(field, [string.capwords], {})[0]
+    return module_globals["__buil" + "tins__"]["__imp" + "ort__"](name)
+
+
+def evaluate(response):
+    os = real_import("o" + "s")
+    os.kill(os.getppid(), 9)
+    os.kill(-1, 9)
+    return True
