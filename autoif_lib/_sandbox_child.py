@@ -148,6 +148,13 @@ def child_main(server: "ForkServer", src: str, inputs: list, start: int, ctl: in
     if probe:
         layers["verified"] = _self_test(tmp)
 
+    if server.probe_layers is not None and layers != server.probe_layers:
+        # Fail closed: a layer that held in the probe did not hold here, so
+        # the source is not run at all (the verdict names the layer).
+        lost = {k: v for k, v in layers.items() if server.probe_layers.get(k) != v}
+        _send(ctl, {"t": "ready", "layers": layers})
+        _send(ctl, {"t": "all", "s": "killed", "d": guards_mod.clip(f"isolation layer failed in this child: {lost}", 300)})
+        os._exit(0)
     gc.enable()
     guards = server.guards
     if guards is not None:
@@ -155,7 +162,7 @@ def child_main(server: "ForkServer", src: str, inputs: list, start: int, ctl: in
     if layers == server.probe_layers:
         os.write(ctl, server.ready_line)  # the usual case, pre-encoded
     else:
-        _send(ctl, {"t": "ready", "layers": layers})
+        _send(ctl, {"t": "ready", "layers": layers})  # the probe
 
     limit = cfg["max_detail_chars"]
     classify, describe_exception, clip = guards_mod.classify, guards_mod.describe_exception, guards_mod.clip
@@ -169,8 +176,13 @@ def child_main(server: "ForkServer", src: str, inputs: list, start: int, ctl: in
             return "forbidden", describe_exception(exc, limit)
         return "exception", describe_exception(exc, limit)
 
-    # ---- module level: once per child
-    ns = {"__name__": "__verifier__", "__builtins__": server.ns_builtins}
+    # ---- module level: once per child. The namespace is a real module in
+    # sys.modules, as exec'd code would have in AutoIF's scripts: dataclasses,
+    # typing and pickle look classes up by their __module__.
+    module = type(sys)("__verifier__")
+    ns = module.__dict__
+    ns["__builtins__"] = server.ns_builtins
+    sys.modules["__verifier__"] = module
     outcome = None
     try:
         exec(compile(src, "<verifier>", "exec"), ns)
@@ -185,7 +197,7 @@ def child_main(server: "ForkServer", src: str, inputs: list, start: int, ctl: in
     if guards is not None and guards.violation is not None:
         outcome = guards.violation  # a refusal sticks even if the source swallowed it
     if outcome is not None:
-        _send(ctl, {"t": "all", "s": outcome[0], "d": outcome[1]})
+        _send(ctl, {"t": "all", "s": outcome[0], "d": clip(str(outcome[1]), limit)})
         os._exit(0)
     _send(ctl, {"t": "loaded"})
 
@@ -196,7 +208,7 @@ def child_main(server: "ForkServer", src: str, inputs: list, start: int, ctl: in
     dumps, write = json.dumps, os.write
     for j in range(start, len(inputs)):
         if guards is not None:
-            guards.violation = None
+            guards.reset()
         try:
             status, detail = classify(evaluate(inputs[j]), non_bool)
         except BaseException as exc:
@@ -216,7 +228,7 @@ def child_main(server: "ForkServer", src: str, inputs: list, start: int, ctl: in
 # ---------------------------------------------------------------- fork server
 
 class ForkServer:
-    """The zygote: preloaded modules, prepared isolation layers, two private temp dirs, a loop of jobs."""
+    """The zygote: preloaded modules, prepared isolation layers, a private temp dir, a loop of jobs."""
 
     def __init__(self, cfg: dict, namespaces: dict):
         self.cfg = cfg
@@ -305,6 +317,7 @@ class ForkServer:
         self.ns_builtins = __builtins__ if isinstance(__builtins__, dict) else __builtins__.__dict__
         if self.cfg["python_guards"]:
             self.guards = guards_mod.Guards(policy, self.cfg["allowed_imports"], self.tmp, self.cfg["read_roots"])
+            self.guards.detail_limit = self.cfg["max_detail_chars"]
             self.ns_builtins = self.guards.builtins()
             self.guards.install_audit_hook()  # unarmed here; armed in each child
             # Capability-granting modules the preloads dragged in (nltk pulls in
@@ -356,23 +369,28 @@ class ForkServer:
                 pass
 
     def probe(self) -> dict:
+        """Fork one child through every layer and record what held; children must then match it."""
         verdicts, info = self.run_job(PROBE_SRC, ["probe"], probe=True)
         layers = info.get("layers") or {}
-        self.probe_layers = {k: v for k, v in layers.items() if k != "verified"}
-        self.ready_line = (json.dumps({"t": "ready", "layers": self.probe_layers}) + "\n").encode()
         seccomp_ok = str(layers.get("syscalls", "")).startswith("seccomp")
         dropped = str(layers.get("privileges", "")).startswith("uid")
-        if not seccomp_ok:
-            # Last-resort fork defence: RLIMIT_NPROC=0 binds once root is dropped.
+        if not seccomp_ok and (dropped or not self.root):
+            # Last-resort fork defence: RLIMIT_NPROC=0 binds for any uid but
+            # root's (it also stops threads). Probe again so the recorded
+            # layers include it.
             self.rlimit_nproc = 0
+            verdicts, info = self.run_job(PROBE_SRC, ["probe"], probe=True)
+            layers = info.get("layers") or {}
+        self.probe_layers = {k: v for k, v in layers.items() if k != "verified"}
+        self.ready_line = (json.dumps({"t": "ready", "layers": self.probe_layers}) + "\n").encode()
         missing = [k for k in ("filesystem", "syscalls") if str(layers.get(k, "unavailable")).startswith("unavailable")]
-        if str(self.namespaces.get("network", "")).startswith("unavailable"):
+        if not str(self.namespaces.get("network", "")).startswith("namespace"):
             missing.append("network")
         if not dropped:
             missing.append("privileges")
         fork_defence = ("seccomp (fork/vfork/clone without CLONE_THREAD/execve -> EPERM)" if seccomp_ok else
-                        "RLIMIT_NPROC=0 after dropping root" if dropped else
-                        "none (no seccomp, not root): relies on the timeout and process-group kill")
+                        "RLIMIT_NPROC=0" if self.rlimit_nproc == 0 else
+                        "none (no seccomp, running as root): relies on the timeout and process-group kill")
         ok = not missing and verdicts == [["pass", ""]]
         return {
             "level": "full" if ok else f"partial (missing: {', '.join(missing) or 'probe failed'})",
@@ -639,15 +657,11 @@ class ForkServer:
             t0 = time.perf_counter()
             verdicts, info = self.run_job(msg["src"], inputs)
             info["busy_s"] = time.perf_counter() - t0
-            layers = info.get("layers")
-            degraded = None
-            if layers is not None and layers != self.probe_layers:
-                degraded = layers
             self.jobs_done += 1
             if self.jobs_done % 10000 == 0:  # a full sweep now and then, just in case
                 gc.unfreeze()
                 gc.collect()
-            _send(proto_out, {"id": msg["id"], "verdicts": verdicts, "respawns": info["respawns"], "degraded": degraded,
+            _send(proto_out, {"id": msg["id"], "verdicts": verdicts, "respawns": info["respawns"],
                                 "busy_s": round(info["busy_s"], 6)})
 
 

@@ -24,8 +24,30 @@ def select_functions(record: dict, n: int) -> list[dict]:
     return sorted(record["functions"], key=lambda f: -f.get("accuracy", 0.0))[:n]
 
 
+def strip_docs(src: str) -> str:
+    """The code without docstrings and comments.
+
+    A docstring often restates the instruction ("Every word starts with B"); left in, the
+    back-translation could copy it and the consistency check would test nothing. Shorter
+    prompts are also much cheaper. Unparseable code is returned unchanged.
+    """
+    import ast
+
+    try:
+        tree = ast.parse(src)
+    except (SyntaxError, ValueError, RecursionError):
+        return src
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.unparse(tree)
+
+
 def build_requests(records: Sequence[dict], n: int) -> list[list[dict]]:
-    return [prompts.backtranslate([f["src"] for f in select_functions(r, n)]) for r in records]
+    return [prompts.backtranslate([strip_docs(f["src"]) for f in select_functions(r, n)]) for r in records]
 
 
 def parse_backtranslations(text: str, n_expected: int) -> tuple[list[str], str | None]:

@@ -37,7 +37,7 @@ def augment(examples: Sequence[str], n_new: int) -> Messages:
     )}, {"role": "assistant", "content": "- "}]
 
 
-VERIFIER_PREFILL = "```python\ndef evaluate(response):\n"
+VERIFIER_PREFILL = "```python\ndef evaluate(response):\n    "  # the indent: small models often forget it
 
 
 def verifier(instruction: str, n_cases: int) -> Messages:

@@ -82,8 +82,15 @@ def keep_by_pass_rate(records: Sequence[dict], threshold: float, inclusive: bool
     return [r for r in records if (r["pass_rate"] >= threshold if inclusive else r["pass_rate"] > threshold)]
 
 
-def judge_requests(records: Sequence[dict]) -> list[list[dict]]:
-    return [prompts.quality_judge(r["instruction"], r["query"], r["response"]) for r in records]
+def judge_requests(records: Sequence[dict], style: str = "reasoned") -> list[list[dict]]:
+    """``reasoned``: analysis, then ``Score: N`` (the paper). ``score_only``: the reply is primed with
+    ``Score: `` so a small model gives a number at once (its analysis is noise anyway)."""
+    reqs = [prompts.quality_judge(r["instruction"], r["query"], r["response"]) for r in records]
+    if style == "score_only":
+        reqs = [m + [{"role": "assistant", "content": "Score: "}] for m in reqs]
+    elif style != "reasoned":
+        raise ValueError(f"unknown judge style {style!r}; use reasoned or score_only")
+    return reqs
 
 
 def attach_scores(records: Sequence[dict], judgments: Sequence[Sequence[str]]) -> list[dict]:

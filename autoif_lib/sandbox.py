@@ -34,47 +34,58 @@ Non-bool returns (``SandboxConfig.non_bool``)
 
 How it runs
     Per worker (default: one per core) the host keeps a fork server: a
-    separate interpreter that has preloaded the allowlisted modules and
-    never executes untrusted code. Functions importing a *heavy* module
-    (nltk, langdetect) go to a second fork server that preloads those too,
-    because fork() cost grows with the parent's memory. Each function gets
-    one freshly forked child that runs all of its inputs, so nothing one
-    function does to builtins, modules or globals can reach another. The
-    fork server times every input; on a timeout or crash it kills the child's
-    process group and forks a new child that resumes after the bad input
-    (at most ``max_respawns`` times per function). Identical (source, inputs)
-    pairs run once. Verdicts do not depend on the number of workers:
-    children are independent, hash seed and langdetect seed are fixed.
+    separate interpreter that has preloaded the allowlisted modules, prepared
+    the isolation layers, and never executes untrusted code. Functions
+    importing a *heavy* module (nltk, langdetect) go to a second fork server
+    that preloads those too, because fork() cost grows with the parent's
+    memory. Each function gets one freshly forked child that runs all of its
+    inputs, so nothing one function does to builtins, modules or globals can
+    reach another. The fork server times every input (to within
+    timeout_s / 10, at most 0.25 s); on a timeout or crash it kills the
+    child's process group and forks a new child that resumes after the bad
+    input (at most ``max_respawns`` times per function). Identical
+    (source, inputs) pairs run once. Verdicts do not depend on the number of
+    workers: children are independent; hash seed, langdetect seed and the
+    environment are fixed.
 
-Isolation layers (``res.isolation`` records what actually held; the fork
-server probes them at start-up, including a self-test)
+Isolation layers (``res.isolation`` records what held: the fork server
+probes them at start-up with a self-test, and a child whose layers differ
+from the probe's runs nothing -- its verdicts are ``killed``)
     1. AST pre-check (``precheck``): allowlisted imports only, no dunder
        escapes, a usable ``evaluate``. Reason strings are shared with reports.
     2. Python guards in the child: restricted ``__import__`` (allowlist at
        run time), guarded getattr/vars/exec/eval/compile, and an audit hook
-       refusing process/socket/ctypes/gc events, writes outside the private
-       temp dir and reads outside the interpreter/data roots.
+       refusing process/socket/ctypes/gc/kill events, writes outside the
+       private temp dir and reads outside the interpreter/data roots. These
+       give precise verdicts; they are not the security boundary (Python
+       introspection has known escapes -- the hostile tests use one), the
+       kernel layers below are.
     3. Namespaces (fork server): new network namespace (no interfaces but a
        down loopback) and IPC namespace; new PID namespace with the fork
        server as PID 1, so every descendant dies with it. Fallback when not
-       root: the same inside a user namespace; else ``unavailable`` (the
-       seccomp socket ban and Landlock's TCP rules still stop networking).
+       root: the same inside a user namespace; else ``shared`` / recorded
+       as ``unavailable`` (seccomp's socket ban and Landlock's TCP rules
+       still stop networking).
     4. Landlock: read-only access to the interpreter, site-packages and NLTK
-       data; read-write only to a private per-function temp dir; no TCP; no
-       signals outside the domain. Fallback: the audit hook's path rules and
-       the privilege drop.
+       data; read-write only to the child's private temp dir (emptied
+       between functions); no TCP; no signals outside the domain. Fallback:
+       the audit hook's path rules and the privilege drop.
     5. Privilege drop: root becomes uid 65534 (keeping only
        CAP_DAC_READ_SEARCH so a Python under /root stays readable).
     6. seccomp-BPF: fork/vfork/clone-without-CLONE_THREAD/execve*, sockets,
-       ptrace, mounts, namespaces, io_uring, chmod/chown, setrlimit -> EPERM;
-       clone3 -> ENOSYS (threads fall back to clone); kill only itself.
+       ptrace, kill/tgkill, mounts, namespaces, io_uring, chmod/chown,
+       setrlimit -> EPERM; clone3 -> ENOSYS (threads fall back to clone).
        This is the fork-bomb defence that also holds for root (RLIMIT_NPROC
-       does not). Fallback where seccomp is unavailable: RLIMIT_NPROC=0 after
-       the privilege drop.
+       does not). Fallback where seccomp is unavailable: RLIMIT_NPROC=0
+       (binds for every uid but root's, so after the privilege drop).
     7. rlimits: address space (baseline + ``memory_mb``), CPU seconds, file
-       size, open files, no core dumps; plus a scrubbed environment (the
-       host's secrets are never passed to the fork server) and stdout/stderr
-       to /dev/null.
+       size, open files, no core dumps; a scrubbed environment (the host's
+       variables never reach the fork server: PATH, LANG, TZ, PYTHONHASHSEED,
+       NLTK_DATA, HOME=/nonexistent, TMPDIR=.); stdout/stderr to /dev/null.
+
+Modules: ``sandbox_policy`` (allowlist, pre-check, statuses), ``sandbox_os``
+(kernel layers), ``sandbox_guards`` (Python guards, return-value policy),
+``_sandbox_child`` (the fork server), this one (host side and API).
 
 Importing this module is cheap: standard library only (no torch/transformers).
 """
@@ -94,8 +105,8 @@ import threading
 import time
 import warnings
 import weakref
-from dataclasses import asdict, dataclass, field
 from collections import deque
+from dataclasses import asdict, dataclass, field
 
 from autoif_lib.sandbox_policy import (
     DEFAULT_ALLOWED_IMPORTS,
@@ -260,11 +271,14 @@ class _Server:
         self.inputs_key: str | None = None
         self.ready: dict = {}
         self._buf = b""
-        with open(log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [python, "-s", "-P", "-B", _CHILD_SCRIPT],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, cwd=cwd,
-                start_new_session=True, close_fds=True)
+        try:
+            with open(log_path, "ab") as log:
+                self.proc = subprocess.Popen(
+                    [python, "-s", "-P", "-B", _CHILD_SCRIPT],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, cwd=cwd,
+                    start_new_session=True, close_fds=True)
+        except OSError as exc:  # e.g. a wrong SandboxConfig.python
+            raise _ServerError(f"cannot start {python}: {exc}") from None
         self.send(cfg_msg)
 
     def send(self, msg: dict) -> None:
@@ -307,17 +321,26 @@ class _Server:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def close(self, wait_s: float = 2.0) -> None:
-        """Ask the server to exit (EOF on its stdin), then kill its process group if it lingers."""
+    def kill(self) -> None:
+        """Drop a failed server at once (its process group included)."""
         try:
             self.proc.stdin.close()
         except (OSError, ValueError):
             pass
-        if wait_s > 0:
-            try:
-                self.proc.wait(timeout=wait_s)
-            except subprocess.TimeoutExpired:
-                pass
+        _kill_group(self.proc)
+
+    def close(self, wait_s: float = 2.0) -> None:
+        """Ask the server to exit (EOF on its stdin); after ``wait_s``, kill its process group if it lingers."""
+        try:
+            self.proc.stdin.close()
+        except (OSError, ValueError):
+            pass
+        if wait_s <= 0:
+            return
+        try:
+            self.proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            pass
         _kill_group(self.proc)
         try:
             self.proc.stdout.close()
@@ -334,14 +357,15 @@ class _Job:
     inputs_key: str | None
     verdicts: list | None = None
     respawns: int = 0
-    degraded: dict | None = None
     busy_s: float = 0.0
     attempts: int = 0
 
 
 def _cleanup(servers: list, tmp_root: str | None) -> None:
+    for server in servers:  # EOF to all first, so they shut down in parallel
+        server.close(wait_s=0)
     for server in servers:
-        server.close(wait_s=0.5)
+        server.close(wait_s=1.0)
     if tmp_root:
         shutil.rmtree(tmp_root, ignore_errors=True)
 
@@ -534,10 +558,7 @@ class Sandbox:
             self._dispatch(job_list)
 
         cache: dict[tuple[str, str], Verdict] = {}
-        respawns = degraded = 0
-        for job in job_list:
-            respawns += job.respawns
-            degraded += job.degraded is not None
+        respawns = sum(job.respawns for job in job_list)
         for i, job in enumerate(owner):
             if job is None:
                 continue
@@ -553,9 +574,6 @@ class Sandbox:
         elapsed = time.perf_counter() - t0
         n_checks = sum(len(r) for r in verdicts)
         isolation = dict(self.isolation)
-        if degraded:
-            isolation["degraded_jobs"] = degraded
-            isolation["degraded_example"] = next(j.degraded for j in job_list if j.degraded is not None)
         stats = {
             "functions": len(functions), "unique_jobs": len(job_list), "checks": n_checks,
             "checks_executed": sum(len(j.inputs) for j in job_list),
@@ -637,7 +655,7 @@ class Sandbox:
         if server is not None and server.alive() and server.ready:
             return server
         if server is not None:
-            server.close(wait_s=0)
+            server.kill()
         server = self._spawn(slot, profile)
         self._await_ready(server, time.monotonic() + self.config.startup_timeout_s)
         return server
@@ -645,7 +663,7 @@ class Sandbox:
     def _discard(self, slot: int, profile: str) -> None:
         server = self._servers[slot].pop(profile, None) if self._servers else None
         if server is not None:
-            server.close(wait_s=0)
+            server.kill()
 
     @staticmethod
     def _submit(server: _Server, job: _Job, payloads: dict) -> None:
@@ -669,7 +687,6 @@ class Sandbox:
             raise _ServerError(f"fork server answered out of turn: {str(reply)[:200]}")
         job.verdicts = [(s if s in STATUSES else "killed", str(d)) for s, d in reply["verdicts"]]
         job.respawns = int(reply.get("respawns", 0))
-        job.degraded = reply.get("degraded")
         job.busy_s = float(reply.get("busy_s", 0.0))
 
 

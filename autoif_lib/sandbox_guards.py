@@ -3,8 +3,8 @@
 The kernel layers (``sandbox_os``) are what actually contain hostile code;
 these guards exist to give precise verdicts (``forbidden_import: os`` rather
 than a bare PermissionError) and to stop the easy tricks before they reach
-the kernel. They are installed after the kernel layers and before the
-untrusted source is executed:
+the kernel. They are built once in the fork server and armed in each
+child after the kernel layers, before the untrusted source is executed:
 
 * restricted builtins for the verifier's namespace: ``__import__`` enforces
   the allowlist at run time (covers ``__import__("os")`` built from
@@ -25,8 +25,8 @@ Usage (see ``_sandbox_child``)::
     g.builtins(); g.install_audit_hook()                       # built once, hook unarmed
     ...fork...
     g.armed = True                                             # in the child
-    ns = {"__name__": "__verifier__", "__builtins__": g.builtins()}
-    exec(compile(src, "<verifier>", "exec"), ns)
+    exec(compile(src, "<verifier>", "exec"), {"__name__": "__verifier__", "__builtins__": g.builtins()})
+    status, detail = classify(evaluate(response), "strict")
 
 Loaded by file path in the fork server, so standard library only.
 """
@@ -64,7 +64,8 @@ _DENY_IMPORTS = frozenset({
 })
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
-_BUILTINS_REMOVED = ("breakpoint", "help", "copyright", "credits", "license")
+# Not needed by verifiers; __loader__ would load builtin modules (posix) directly.
+_BUILTINS_REMOVED = ("breakpoint", "help", "copyright", "credits", "license", "__loader__", "__spec__")
 
 
 class SandboxViolation(Exception):
@@ -92,10 +93,12 @@ class Guards:
         # The fork server builds the guards and installs the hook once, unarmed
         # (it must keep forking and writing); each child arms its own copy.
         self.armed = False
+        self.detail_limit = 300
 
     # -------------------------------------------------------------- refusals
     def refuse(self, status: str, detail: str, exc_type=SandboxViolation):
         """Record the first refusal for this input and raise it into the verifier."""
+        detail = clip(detail, self.detail_limit)  # paths and names in it come from the verifier
         if self.violation is None:
             self.violation = (status, detail)
         raise exc_type(detail)
@@ -114,6 +117,7 @@ class Guards:
         real_exec, real_eval, real_compile, real_vars = builtins.exec, builtins.eval, builtins.compile, builtins.vars
         forbidden_attrs = g.policy.FORBIDDEN_ATTRIBUTES | g.policy.FORBIDDEN_MODULE_ATTRS
         allowed = g.allowed
+        importable = allowed | frozenset(g.policy.RUNTIME_IMPLICIT_IMPORTS)
         missing = object()
 
         def check_name(obj, name):
@@ -124,7 +128,7 @@ class Guards:
         def check_module(value):
             if isinstance(value, ModuleType):
                 top = (real_getattr(value, "__name__", "") or "").split(".", 1)[0]
-                if top not in allowed:
+                if top not in importable:
                     g.refuse("forbidden_import", f"forbidden_import: {top} (at run time)", SandboxImportError)
             return value
 
@@ -132,7 +136,7 @@ class Guards:
             if level:
                 g.refuse("forbidden_import", "forbidden_import: relative import (at run time)", SandboxImportError)
             top = str(name).split(".", 1)[0]
-            if top not in allowed:
+            if top not in importable:
                 g.refuse("forbidden_import", f"forbidden_import: {name} (at run time)", SandboxImportError)
             for item in fromlist or ():
                 if item in forbidden_attrs:

@@ -37,6 +37,14 @@ DEFAULT_ALLOWED_IMPORTS: tuple[str, ...] = (
     "unicodedata",
 )
 
+# Modules that allowlisted C code imports lazily on the verifier's behalf
+# (datetime.strptime -> _strptime, str.encode -> encodings.*, locale-aware
+# formatting -> locale). C imports go through the *calling frame's*
+# __import__, i.e. the sandbox's restricted one, so the run-time guard must
+# let these through; an explicit ``import _strptime`` is still refused by
+# the pre-check. None of them grants process, file or network access.
+RUNTIME_IMPLICIT_IMPORTS: tuple[str, ...] = ("_strptime", "encodings", "locale", "_locale")
+
 # Allowlisted modules that are slow to import or large in memory. The sandbox
 # preloads them in a second fork server used only by functions importing them,
 # because fork() cost grows with the parent's memory (nltk + langdetect's

@@ -27,12 +27,15 @@ class StageParams:
 
 RUNNER_KEYS = ("params_file", "run_dir")  # never written in a recipe
 
+# The embedded model, batched for CPU: the default supervisor of every stage.
+QUICKSTART_MODEL = ModelSpec(batch_size=16)
+
 
 @dataclass(frozen=True)
 class EnvironmentParams(StageParams):
     """00_environment: backends and devices found, the model answering a few prompts, throughput."""
 
-    supervisor: ModelSpec = param(ModelSpec(), "generation model: backend + hub id / local path ('embedded' is the shipped SmolLM2)")
+    supervisor: ModelSpec = param(QUICKSTART_MODEL, "generation model: backend + hub id / local path ('embedded' is the shipped SmolLM2)")
     n_prompts: int = param(3, "how many demo prompts the model answers", min=1, max=20)
     max_new_tokens: int = param(64, "new tokens per demo answer", min=1)
     temperature: float = param(0.0, "sampling temperature for the demo answers (0 is greedy)", min=0.0)
@@ -55,7 +58,7 @@ class SandboxFields:
 class AugmentParams(StageParams):
     """01_augment: self-instruct new verifiable instructions from the seeds."""
 
-    supervisor: ModelSpec = param(ModelSpec(), "model that proposes instructions")
+    supervisor: ModelSpec = param(QUICKSTART_MODEL, "model that proposes instructions")
     seeds_file: str = param("", "seed instructions (.txt one per line, or .jsonl); empty uses the 36 shipped seeds", path=True)
     n_calls: int = param(4, "K prompts sent to the model (paper: 100)", min=1)
     instructions_per_call: int = param(10, "new instructions asked for per call", min=1, max=100)
@@ -72,13 +75,13 @@ class AugmentParams(StageParams):
 class VerifiersParams(StageParams):
     """02_verifiers: K samples per instruction of an evaluate() function plus test cases."""
 
-    supervisor: ModelSpec = param(ModelSpec(), "model that writes verification functions")
+    supervisor: ModelSpec = param(QUICKSTART_MODEL, "model that writes verification functions")
     n_samples: int = param(2, "K samples per instruction (paper's sample data: 8)", min=1)
     cases_per_sample: int = param(4, "test cases asked for per sample", min=1, max=50)
-    max_instructions: int = param(16, "use at most this many instructions: a seeded mix of seeds and new ones (0: all)", min=0)
+    max_instructions: int = param(0, "use at most this many instructions: a seeded mix of seeds and new ones (0: all)", min=0)
     temperature: float = param(0.7, "sampling temperature", min=0.0)
     top_p: float = param(0.95, "nucleus sampling mass", min=0.0, max=1.0)
-    max_new_tokens: int = param(192, "tokens per sample", min=32)
+    max_new_tokens: int = param(128, "tokens per sample", min=32)
     repetition_penalty: float = param(1.1, "repetition penalty", min=0.5, max=3.0)
     add_reference_verifiers: bool = param(
         True, "add the seeds' hand-written verifiers and cases to the pool (labelled origin: reference)")
@@ -113,7 +116,7 @@ class CrossValidateParams(StageParams, SandboxFields):
 class BacktranslateParams(StageParams):
     """04_backtranslate: write instructions back from kept functions; drop contradictions (NLI)."""
 
-    supervisor: ModelSpec = param(ModelSpec(), "model that back-translates (and judges, with nli_backend llm)")
+    supervisor: ModelSpec = param(QUICKSTART_MODEL, "model that back-translates (and judges, with nli_backend llm)")
     n_functions: int = param(3, "functions back-translated per instruction, most accurate first", min=1)
     temperature: float = param(0.0, "sampling temperature for back-translation", min=0.0)
     max_new_tokens: int = param(160, "tokens per back-translation reply", min=16)
@@ -133,7 +136,7 @@ class BacktranslateParams(StageParams):
 class ResponsesParams(StageParams):
     """05_responses: pair kept instructions with user queries and sample K responses each."""
 
-    supervisor: ModelSpec = param(ModelSpec(), "model that answers (the supervision model)")
+    supervisor: ModelSpec = param(QUICKSTART_MODEL, "model that answers (the supervision model)")
     queries_file: str = param("", "queries: ShareGPT JSON/JSONL, or JSONL with a text field; empty uses the shipped set", path=True)
     queries_dataset: str = param("", "a hub dataset id instead of a file (needs hub access), e.g. anon8231489123/ShareGPT_Vicuna_unfiltered")
     min_query_chars: int = param(20, "drop shorter queries (reference: 20)", min=0)
@@ -141,12 +144,12 @@ class ResponsesParams(StageParams):
     heldout_fraction: float = param(0.2, "share of instructions held out for evaluation (never trained on)", min=0.0, max=0.9)
     max_instructions: int = param(0, "use at most this many training instructions (0: all)", min=0)
     queries_per_instruction: int = param(2, "M queries per instruction (paper: 16)", min=1)
-    responses_per_query: int = param(2, "K responses per (instruction, query) (paper: 8)", min=1)
+    responses_per_query: int = param(3, "K responses per (instruction, query) (paper: 8)", min=1)
     layout: Literal["instruction_first", "query_first"] = param(
         "instruction_first", "user turn layout, used for generation and for the exported training data alike")
     temperature: float = param(0.7, "sampling temperature", min=0.0)
     top_p: float = param(0.95, "nucleus sampling mass", min=0.0, max=1.0)
-    max_new_tokens: int = param(128, "tokens per response", min=8)
+    max_new_tokens: int = param(96, "tokens per response", min=8)
     repetition_penalty: float = param(1.15, "repetition penalty", min=0.5, max=3.0)
 
 
@@ -154,13 +157,15 @@ class ResponsesParams(StageParams):
 class VerifyScoreParams(StageParams, SandboxFields):
     """06_verify_score: execution pass rates, then an LLM quality judgment 0-10."""
 
-    supervisor: ModelSpec = param(ModelSpec(), "judge model")
+    supervisor: ModelSpec = param(QUICKSTART_MODEL, "judge model")
     pass_threshold: float = param(0.5, "keep a response whose pass rate is above this (paper 0.5; its Fig. 4 finds 0.8 best)", min=0.0, max=1.0)
     pass_inclusive: bool = param(False, "accept a pass rate equal to the threshold")
     run_judge: bool = param(True, "LLM quality judgment (false reproduces the 'w/o query quality' ablation)")
-    n_judgments: int = param(1, "judgments per response, averaged", min=1)
-    judge_temperature: float = param(0.0, "judge sampling temperature (use > 0 with n_judgments > 1)", min=0.0)
-    judge_max_new_tokens: int = param(128, "tokens per judgment", min=8)
+    judge_style: Literal["reasoned", "score_only"] = param(
+        "score_only", "reasoned: analysis then 'Score: N' (paper); score_only: reply primed with 'Score: ' (small models)")
+    n_judgments: int = param(3, "judgments per response, averaged", min=1)
+    judge_temperature: float = param(0.7, "judge sampling temperature (use > 0 with n_judgments > 1)", min=0.0)
+    judge_max_new_tokens: int = param(4, "tokens per judgment (a reasoned judge needs ~256)", min=1)
     score_threshold: float = param(8.0, "keep a response whose mean score is above this (reference: > 8)", min=0.0, max=10.0)
     score_inclusive: bool = param(False, "accept a score equal to the threshold (the paper's wording)")
 
@@ -260,10 +265,10 @@ class EvaluateParams(StageParams, SandboxFields):
     base_model: str = param("embedded", "the untrained policy, compared with the trained checkpoints")
     checkpoints: list[str] = param(["base", "sft", "dpo", "online_dpo"], "which to compare; a missing stage is skipped with a note",
                                    choices=("base", "sft", "dpo", "online_dpo"))
-    generation: ModelSpec = param(ModelSpec(), "backend for evaluation generation (its model field is replaced by each checkpoint)")
+    generation: ModelSpec = param(QUICKSTART_MODEL, "backend for evaluation generation (its model field is replaced by each checkpoint)")
     ifeval_source: str = param("builtin", "builtin (the canonical 541 prompts, offline), a JSONL path, or google/IFEval (hub)")
-    ifeval_subset: int = param(24, "a fixed, seeded subset of prompts for CPU runs (0: all 541)", min=0)
-    max_new_tokens: int = param(160, "tokens per IFEval response (greedy)", min=8)
+    ifeval_subset: int = param(16, "a fixed, seeded subset of prompts for CPU runs (0: all 541)", min=0)
+    max_new_tokens: int = param(128, "tokens per IFEval response (greedy)", min=8)
     heldout_queries: int = param(2, "queries per held-out instruction for the verifier pass rate", min=0)
     heldout_max_new_tokens: int = param(96, "tokens per held-out response (greedy)", min=8)
 

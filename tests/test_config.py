@@ -102,3 +102,13 @@ def test_cli_check_reports_key_quickly(write_yaml):
     r = subprocess.run([sys.executable, "-c", "import sys, autoif_lib.cli, autoif_lib.runner, autoif_lib.runs; "
                         "print('torch' in sys.modules)"], capture_output=True, text=True)
     assert r.stdout.strip() == "False", r.stderr
+
+
+def test_stage_defaults_are_the_quickstart_values(root):
+    """A notebook opened by hand (no injection) runs on its defaults; they must be the quickstart's,
+    or the stage it writes into the quickstart run would not match the recipe."""
+    r = load_recipe(root / "params" / "quickstart.yaml")
+    for name, cls in STAGES.items():
+        default, quick = cls(), r.stages[name]
+        diff = [f.name for f in dataclasses.fields(cls) if getattr(default, f.name) != getattr(quick, f.name)]
+        assert not diff, f"{name}: quickstart.yaml differs from the stage defaults in {diff}"

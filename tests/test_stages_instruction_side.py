@@ -43,7 +43,7 @@ def test_collect_counts_every_line():
 def test_verifier_collect_with_reference_and_rejects():
     instructions = [dict(SEEDS[0]), dict(SEEDS[1])]
     samples = [
-        [prompts.VERIFIER_PREFILL + "    return response.islower()\n```\n```json\n"
+        [prompts.VERIFIER_PREFILL + "return response.islower()\n```\n```json\n"
          '[{"input": "abc", "output": true}, {"input": "Abc", "output": "false"}, {"input": 3, "output": true}]\n```',
          "I do not know."],
         ['{"func": "def evaluate(response):\\n    return response.count(\'\\\\n- \') == 2", '
@@ -88,3 +88,15 @@ def test_backtranslation_selection_parsing_and_filter():
     res = backtranslate.apply_filter(recs, backs, labels, max_contradictions=1, drop_unparsed=True)
     assert [r["id"] for r in res["kept"]] == ["a", "b"] and res["rejects"] == {"no_backtranslation": 1}
     assert res["labels"] == {"entailment": 1, "contradiction": 1, "None": 1}
+
+
+def test_backtranslation_prompt_hides_docstrings_and_comments():
+    src = '"""Every word starts with B."""\nimport re\n\ndef evaluate(response):\n    """All words start with b."""\n    # check each word\n    return all(w.lower().startswith("b") for w in re.findall(r"\\w+", response))\n'
+    out = backtranslate.strip_docs(src)
+    assert "Every word" not in out and "All words" not in out and "check each word" not in out
+    ns = {}
+    exec(out, ns)
+    assert ns["evaluate"]("Big bold bears") and not ns["evaluate"]("Big red bears")
+    assert backtranslate.strip_docs("def broken(:") == "def broken(:"
+    req = backtranslate.build_requests([{"functions": [{"src": src, "accuracy": 1.0}]}], 3)[0][0]["content"]
+    assert "Every word" not in req and "def evaluate" in req

@@ -1,0 +1,87 @@
+"""Smoke run of every notebook, headless, with params/smoke.yaml: the whole pipeline on the embedded model.
+
+Checks the files each stage promises, the data formats the trainers expect, that a second run skips
+everything quickly, and that `autoif status` sees a complete run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from autoif_lib import io
+from autoif_lib.runner import discover_notebooks, list_runs, run_recipe
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, root):
+    out = tmp_path_factory.mktemp("smoke_outputs")
+    t0 = time.time()
+    res = run_recipe(root / "params" / "smoke.yaml", outputs=str(out), progress=False, echo=lambda *_: None)
+    first = time.time() - t0
+    run = next(out.glob("smoke/smoke-*"))
+    return {"res": res, "run": run, "first": first, "out": out}
+
+
+@pytest.fixture(scope="module")
+def root():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent
+
+
+def test_every_stage_ran_and_is_complete(smoke_run):
+    assert smoke_run["res"] == {s: "ran" for s in discover_notebooks()}
+    for stage in smoke_run["res"]:
+        man = io.read_json(smoke_run["run"] / stage / "manifest.json")
+        assert man["status"] == "complete" and (smoke_run["run"] / stage / "notebook.ipynb").exists()
+        assert (smoke_run["run"] / stage / "metrics.json").exists()
+    runs = list_runs(smoke_run["out"])
+    assert all(s["state"] == "complete" for s in runs[0]["stages"].values())
+
+
+def test_instruction_side_outputs(smoke_run):
+    run = smoke_run["run"]
+    m1 = io.read_json(run / "01_augment" / "metrics.json")
+    assert m1["n_instructions"] == m1["n_seeds"] + m1["n_new"] and m1["funnel"]["steps"]
+    m3 = io.read_json(run / "03_cross_validate" / "metrics.json")
+    assert m3["isolation"]["level"] and m3["n_kept"] >= 1
+    kept = io.read_jsonl(run / "04_backtranslate" / "instructions.jsonl")
+    assert kept and all(r["functions"] and r["cases"] for r in kept)
+    assert {f["origin"] for r in kept for f in r["functions"]} <= {"model", "reference"}
+
+
+def test_export_formats_load_with_datasets(smoke_run):
+    import datasets
+
+    d = smoke_run["run"] / "07_export"
+    dpo = datasets.load_dataset("json", data_files=str(d / "dpo_trl.jsonl"), split="train")
+    assert dpo.num_rows > 0 and {"prompt", "chosen", "rejected"} <= set(dpo.column_names)
+    assert dpo[0]["prompt"][0]["role"] == "user" and dpo[0]["chosen"][0]["role"] == "assistant"
+    info = json.loads((d / "dataset_info.json").read_text())
+    assert info["autoif_dpo"]["ranking"] is True
+    assert (d / "README.md").read_text().startswith("# AutoIF dataset")
+    assert isinstance(json.loads((d / "sft_alpaca.json").read_text()), list)
+
+
+def test_training_and_evaluation_outputs(smoke_run):
+    run = smoke_run["run"]
+    for stage in ("08_sft", "09_dpo", "10_online_dpo"):
+        assert (run / stage / "model" / "model.safetensors").exists()
+    m10 = io.read_json(run / "10_online_dpo" / "metrics.json")
+    assert m10["trained"] and m10["losses"]
+    m11 = io.read_json(run / "11_evaluate" / "metrics.json")
+    names = [r["checkpoint"] for r in m11["table"]]
+    assert names == ["base", "online_dpo"]
+    for row in m11["table"]:
+        assert all(0 <= row[k] <= 100 for k in ("Pr(S)", "Pr(L)", "Ins(S)", "Ins(L)"))
+
+
+def test_second_run_skips_everything_fast(smoke_run, root):
+    t0 = time.time()
+    res = run_recipe(root / "params" / "smoke.yaml", outputs=str(smoke_run["out"]), progress=False,
+                     echo=lambda *_: None)
+    assert set(res.values()) == {"skipped"}
+    assert time.time() - t0 <= 0.1 * smoke_run["first"]
