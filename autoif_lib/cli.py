@@ -14,9 +14,16 @@ from pathlib import Path
 
 
 def _cmd_run(a) -> int:
+    import signal
+
     from .config import ParamsError
     from .runner import StageFailed, run_recipe
 
+    def _term(signum, frame):
+        # Turn SIGTERM into KeyboardInterrupt so papermill shuts the kernel down instead of orphaning it.
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _term)
     try:
         run_recipe(a.params, stages=a.stages, force=a.force, outputs=a.outputs, progress=not a.no_progress)
     except ParamsError as e:
@@ -25,6 +32,9 @@ def _cmd_run(a) -> int:
     except StageFailed as e:
         print(str(e), file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted: completed stages are kept; run the same command again to resume", file=sys.stderr)
+        return 130
     return 0
 
 

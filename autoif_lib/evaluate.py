@@ -38,10 +38,15 @@ def comparison_table(summaries: dict[str, dict], heldout: dict[str, dict]):
     """One row per checkpoint: the four IFEval metrics (in %) and the held-out pass rate."""
     import pandas as pd
 
+    import math
+
     rows = []
     for name, s in summaries.items():
         h = heldout.get(name, {})
-        rows.append({"checkpoint": name, "Pr(S)": 100 * s["prompt_strict"], "Pr(L)": 100 * s["prompt_loose"],
+        p, n = s["prompt_strict"], max(1, s["n_prompts"])
+        rows.append({"checkpoint": name, "Pr(S)": 100 * s["prompt_strict"],
+                     # binomial standard error: on a 16-prompt subset one prompt moves Pr by 6 points
+                     "Pr(S) s.e.": 100 * math.sqrt(p * (1 - p) / n), "Pr(L)": 100 * s["prompt_loose"],
                      "Ins(S)": 100 * s["inst_strict"], "Ins(L)": 100 * s["inst_loose"],
                      "heldout pass rate": None if h.get("mean_pass_rate") is None else 100 * h["mean_pass_rate"],
                      "n prompts": s["n_prompts"]})

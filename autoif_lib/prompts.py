@@ -77,7 +77,7 @@ def nli(premise: str, hypothesis: str) -> Messages:
         "Label: entailment   (following A means following B)\n"
         "Label: neutral      (it may or may not)\n"
         "Label: contradiction   (following A means breaking B)"
-    )}]
+    )}, {"role": "assistant", "content": "Label: "}]  # primed: small models then answer with a label
 
 
 def response(instruction: str, query: str, layout: str = "instruction_first") -> Messages:
