@@ -148,17 +148,9 @@ def _normalise(rec: Mapping[str, Any], where: str) -> dict:
 def _read_jsonl(path: Path) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"IFEval JSONL not found: {path}")
-    out = []
-    with path.open(encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{i}: not valid JSON ({exc})") from exc
-            out.append(_normalise(rec, f"{path}:{i}"))
-    return out
+    from .io import iter_jsonl_numbered
+
+    return [_normalise(rec, f"{path}:{i}") for i, rec in iter_jsonl_numbered(path)]
 
 
 def _read_hub(name: str) -> list[dict]:

@@ -74,8 +74,8 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> Path:
     return atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
-def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
-    """Yield records; a malformed line raises ValueError naming file and line number."""
+def iter_jsonl_numbered(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, record); a malformed line raises ValueError naming file and line number."""
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             line = line.strip()
@@ -87,7 +87,13 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
                 raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
             if not isinstance(rec, dict):
                 raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
-            yield rec
+            yield lineno, rec
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[dict]:
+    """Yield records; a malformed line raises ValueError naming file and line number."""
+    for _, rec in iter_jsonl_numbered(path):
+        yield rec
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

@@ -33,6 +33,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
+from .io import iter_jsonl_numbered
+
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SEEDS_PATH = DATA_DIR / "seeds.jsonl"
 QUERIES_PATH = DATA_DIR / "queries.jsonl"
@@ -61,17 +63,7 @@ def _resolve(path: str | os.PathLike | None, default: Path) -> Path:
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     """Yield (line number, object) for every non-blank line; bad JSON raises ValueError with file:line."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(rec, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
-            yield lineno, rec
+    return iter_jsonl_numbered(path)
 
 
 def _bool_label(value: Any) -> bool | None:
