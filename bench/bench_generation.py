@@ -28,7 +28,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--prompts", type=int, default=16)
     ap.add_argument("--tokens", type=int, default=48)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     a = ap.parse_args(argv)
 
     spec = ModelSpec(model=a.model, batch_size=a.batch_size)
@@ -36,14 +36,21 @@ def main(argv=None) -> dict:
     backend = gen.backend  # load once, shared by all three methods
     prompts = (throughput.DEMO_PROMPTS * 8)[: a.prompts]
     sp = SamplingParams(temperature=0.0, max_new_tokens=a.tokens, repetition_penalty=1.2)
-    # Warm-up: first calls pay one-off costs (kernels, allocator).
-    throughput.measure_raw(backend, prompts[:2], sp, batch_size=2)
+    # Warm-up, both paths: first calls pay one-off costs (kernels, allocator, chat template).
+    throughput.measure_raw(backend, prompts[:a.batch_size], sp, batch_size=a.batch_size)
+    throughput.measure_layer(gen, prompts[:a.batch_size], sp)
 
-    runs: dict[str, list[dict]] = {"layer": [], "raw_batched": [], "one_at_a_time": []}
+    methods = {
+        "layer": lambda: throughput.measure_layer(gen, prompts, sp),
+        "raw_batched": lambda: throughput.measure_raw(backend, prompts, sp, batch_size=a.batch_size),
+        "one_at_a_time": lambda: throughput.measure_raw(backend, prompts, sp, batch_size=1),
+    }
+    runs: dict[str, list[dict]] = {k: [] for k in methods}
+    order = list(methods)
     for r in range(a.repeats):
-        runs["layer"].append(throughput.measure_layer(gen, prompts, sp))
-        runs["raw_batched"].append(throughput.measure_raw(backend, prompts, sp, batch_size=a.batch_size))
-        runs["one_at_a_time"].append(throughput.measure_raw(backend, prompts, sp, batch_size=1))
+        # Rotate the order each round so drift in machine load does not favour one method.
+        for k in order[r % 3:] + order[:r % 3]:
+            runs[k].append(methods[k]())
         print(f"round {r + 1}/{a.repeats}: " + ", ".join(
             f"{k} {v[-1]['tokens_per_s']:.1f} tok/s" for k, v in runs.items()), flush=True)
     med = {k: statistics.median(x["tokens_per_s"] for x in v) for k, v in runs.items()}
