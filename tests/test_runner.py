@@ -81,3 +81,24 @@ def test_failing_stage_shows_cell_and_error(root, tmp_path, monkeypatch, write_y
     run = next((tmp_path / "out").glob("smoke/smoke-*"))
     assert stage_state(run, "00_environment", None) == "failed"
     assert json.loads((run / "00_environment" / "failed.json").read_text())["error"]
+
+
+def test_opened_by_hand_uses_the_quickstart_run(root, tmp_path, monkeypatch):
+    """No injection: the parameters cell's defaults, and the quickstart run's folder."""
+    import dataclasses
+    import shutil
+
+    from autoif_lib.config import load_recipe
+    from autoif_lib.runs import open_stage
+    from autoif_lib.stages import STAGES
+
+    fake_root = tmp_path / "repo"
+    shutil.copytree(root / "params", fake_root / "params")
+    monkeypatch.setenv("AUTOIF_ROOT", str(fake_root))
+    defaults = {f.name: getattr(STAGES["00_environment"](), f.name) for f in dataclasses.fields(STAGES["00_environment"])}
+    ctx = open_stage("00_environment", defaults)
+    expected = load_recipe(fake_root / "params" / "quickstart.yaml", root=fake_root).run_dir
+    assert ctx.run_dir == expected and ctx.dir.is_dir()
+    assert str(ctx.run_dir).startswith(str(fake_root / "outputs" / "quickstart"))
+    with pytest.raises(ParamsError, match="00_environment parameters.n_prompts: expected int"):
+        open_stage("00_environment", dict(defaults, n_prompts="3"))
