@@ -61,14 +61,28 @@ class CrossEncoderNLI:
 
 
 class LLMJudgeNLI:
+    """The generation model as NLI judge.
+
+    ``mode="likelihood"`` (where the backend can score text: transformers) ranks the three
+    labels by their log-probability after the primed ``Label: `` and always yields a label;
+    ``mode="generate"`` (any backend) parses a generated reply and may yield None.
+    """
+
     name = "llm"
 
-    def __init__(self, generator, sampling):
+    def __init__(self, generator, sampling, mode: str = "auto"):
         self.generator = generator
         self.sampling = sampling
-        self.raw: list[str] = []
+        self.raw: list = []
+        can_score = hasattr(generator, "backend") and hasattr(generator.backend, "choice_logprobs")
+        self.mode = ("likelihood" if can_score else "generate") if mode == "auto" else mode
 
     def predict(self, pairs: Sequence[tuple[str, str]]) -> list[str | None]:
-        outs = self.generator.generate([prompts.nli(p, h) for p, h in pairs], self.sampling, desc="nli judge")
+        convs = [prompts.nli(p, h) for p, h in pairs]
+        if self.mode == "likelihood":
+            scores = self.generator.backend.choice_logprobs(convs, LABELS)
+            self.raw = scores
+            return [LABELS[max(range(len(LABELS)), key=row.__getitem__)] for row in scores]
+        outs = self.generator.generate(convs, self.sampling, desc="nli judge")
         self.raw = [o[0] for o in outs]
         return [parsing.parse_nli_label(t) for t in self.raw]

@@ -160,6 +160,7 @@ class SandboxConfig:
     langdetect_seed: int = field(default=0, metadata={"help": "DetectorFactory.seed set in the fork server; langdetect is random without it."})
     python: str = field(default=sys.executable, metadata={"help": "Interpreter for the fork servers (needs the allowlisted packages)."})
     startup_timeout_s: float = field(default=120.0, metadata={"help": "How long a fork server may take to preload and probe."})
+    progress_min_functions: int = field(default=100, metadata={"help": "Show a progress bar for calls with at least this many functions (0: never)."})
 
     def __post_init__(self):
         # Normalise list/set arguments so the config stays hashable and frozen.
@@ -596,6 +597,11 @@ class Sandbox:
         queues = {p: deque(j for j in job_list if j.profile == p) for p in self.profiles}
         payloads = {j.inputs_key: j.inputs for j in job_list if j.inputs_key}
         lock = threading.Lock()
+        from tqdm.auto import tqdm
+
+        n_min = self.config.progress_min_functions
+        bar = tqdm(total=len(job_list), desc="sandbox", unit="fn", leave=False,
+                   disable=not n_min or len(job_list) < n_min)
 
         def take(profile: str | None) -> _Job | None:
             with lock:
@@ -635,6 +641,8 @@ class Sandbox:
                 server, job = inflight.popleft()
                 try:
                     self._collect(server, job)
+                    with lock:
+                        bar.update(1)
                 except _ServerError as exc:
                     self._discard(slot, job.profile)
                     give_back([job] + [j for _, j in inflight], str(exc))
@@ -646,6 +654,7 @@ class Sandbox:
             t.start()
         for t in threads:
             t.join()
+        bar.close()
 
     def _server(self, slot: int, profile: str) -> _Server:
         """This slot's live server for a profile, (re)starting it if needed."""

@@ -58,3 +58,29 @@ def test_llm_judge_parses_and_keeps_raw():
     j = nli.LLMJudgeNLI(Gen(), SamplingParams(temperature=0.0))
     assert j.predict([("a", "b")] * 3) == ["contradiction", "entailment", None]
     assert j.raw[2] == "???"
+
+
+def test_llm_judge_likelihood_mode_always_gives_a_label():
+    class Backend:
+        def choice_logprobs(self, convs, choices):
+            assert convs[0][-1] == {"role": "assistant", "content": "Label: "} and list(choices) == list(nli.LABELS)
+            return [[-1.0, -2.0, -3.0], [-3.0, -2.0, -0.5]]
+
+    class Gen:
+        backend = Backend()
+
+    j = nli.LLMJudgeNLI(Gen(), SamplingParams(temperature=0.0))
+    assert j.mode == "likelihood"
+    assert j.predict([("a", "b"), ("c", "d")]) == ["entailment", "contradiction"]
+
+
+def test_choice_logprobs_on_the_embedded_model():
+    from autoif_lib.models import Generator, ModelSpec
+
+    g = Generator(ModelSpec(batch_size=4), None, progress=False)
+    conv = [{"role": "user", "content": "What is the capital of France? Answer with one word."},
+            {"role": "assistant", "content": "The answer is:"}]
+    scores = g.backend.choice_logprobs([conv, conv], ["Paris", "Zzyzx", "Berlin"])
+    assert scores[0] == pytest.approx(scores[1], abs=1e-3)  # batch position does not matter
+    assert scores[0][0] > scores[0][1] and scores[0][0] > scores[0][2]
+    assert all(s < 0 for s in scores[0])
