@@ -255,8 +255,10 @@ def verifier_quality(records: Sequence[dict], heldout: Sequence[dict], runner,
     return rows
 
 
-def funnel(candidates: Sequence[dict], records: Sequence[dict], res: dict):
-    """Instructions, functions and cases through dedup, pre-check and the rules."""
+def funnel(candidates: Sequence[dict], records: Sequence[dict], res: dict, prep_counts: Counter):
+    """Instructions, functions and cases through dedup, pre-check and the rules.
+
+    ``prep_counts`` is what :func:`prepare` dropped (duplicate and conflicting cases)."""
     from .report import Funnel
 
     f = Funnel("cross-validation")
@@ -273,18 +275,11 @@ def funnel(candidates: Sequence[dict], records: Sequence[dict], res: dict):
     n_case_raw = sum(len(c["cases"]) for c in candidates)
     n_case = sum(len(r["cases"]) for r in records)
     f.step("cases → unique, unambiguous", n_case_raw, n_case,
-           {k: v for k, v in Counter({**_dedup_counts(candidates)}).items()})
+           {k: prep_counts[k] for k in ("duplicate_case", "conflicting_labels") if prep_counts.get(k)})
     f.step("unique → kept cases", n_case, sum(len(r["cases"]) for r in res["kept"]), dict(res["case_rejects"]),
            note="includes cases of rejected instructions")
     f.step("instructions → kept", len(records), len(res["kept"]), dict(res["instruction_rejects"]))
     return f
-
-
-def _dedup_counts(candidates: Sequence[dict]) -> Counter:
-    c = Counter()
-    for rec in candidates:
-        c.update(dedup_cases(rec["cases"])[1])
-    return c
 
 
 def quality_summary(rows: Sequence[dict]) -> dict:

@@ -493,6 +493,10 @@ class Sandbox:
                 self.start()
             return self._run(list(functions), inputs)
 
+    def verdicts(self, functions, inputs) -> list[list[Verdict]]:
+        """Just the verdict matrix of :meth:`run`: the ``runner(functions, inputs)`` the stages take."""
+        return self.run(functions, inputs).verdicts
+
     def _run(self, functions: list, inputs) -> SandboxResult:
         t0 = time.perf_counter()
         c = self.config

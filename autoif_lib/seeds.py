@@ -61,11 +61,6 @@ def _resolve(path: str | os.PathLike | None, default: Path) -> Path:
     return default if path is None else Path(path)
 
 
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    """Yield (line number, object) for every non-blank line; bad JSON raises ValueError with file:line."""
-    return iter_jsonl_numbered(path)
-
-
 def _bool_label(value: Any) -> bool | None:
     """True/False, also from the strings "true"/"false" (LLMs often write them); None if neither."""
     if isinstance(value, bool):
@@ -151,7 +146,7 @@ def load_seeds(path: str | os.PathLike | None = None) -> list[dict]:
                     raise ValueError(f"{p}:{lineno}: empty instruction after the bullet")
                 records.append((lineno, {"id": f"{p.stem}_{len(records) + 1:04d}", "instruction": text}))
     elif suffix == ".jsonl":
-        for lineno, rec in _iter_jsonl(p):
+        for lineno, rec in iter_jsonl_numbered(p):
             records.append((lineno, _seed_record(rec, f"{p}:{lineno}", f"{p.stem}_{lineno:04d}")))
     else:
         raise ValueError(f"{p}: unsupported seed file type {suffix!r} (use .txt or .jsonl)")
@@ -226,7 +221,7 @@ def _iter_query_source(p: Path) -> Iterator[tuple[str, str, dict]]:
                 raise ValueError(f"{p}: item {i}: expected a JSON object, got {type(rec).__name__}")
             yield f"{p}: item {i}", f"{p.stem}_{i + 1:06d}", rec
     elif p.suffix.lower() == ".jsonl":
-        for lineno, rec in _iter_jsonl(p):
+        for lineno, rec in iter_jsonl_numbered(p):
             yield f"{p}:{lineno}", f"{p.stem}_{lineno:06d}", rec
     else:
         raise ValueError(f"{p}: unsupported query file type {p.suffix!r} (use .jsonl or .json)")
@@ -302,7 +297,7 @@ def load_heldout_responses(path: str | os.PathLike | None = None) -> list[dict]:
     """Held-out ``{seed_id, response, label}`` records (label = the reference verifier's verdict)."""
     p = _resolve(path, HELDOUT_PATH)
     out = []
-    for lineno, rec in _iter_jsonl(p):
+    for lineno, rec in iter_jsonl_numbered(p):
         where = f"{p}:{lineno}"
         if not isinstance(rec.get("seed_id"), str) or not rec["seed_id"]:
             raise ValueError(f"{where}: missing or empty 'seed_id'")

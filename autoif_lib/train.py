@@ -194,11 +194,10 @@ def train_online_dpo(job: TrainJob) -> dict:
     from .sandbox import Sandbox, SandboxConfig
 
     with Sandbox(SandboxConfig(**job.sandbox)) as box:
-        runner = lambda f, i: box.run(f, i).verdicts  # noqa: E731
         if job.method == "trl":
-            return _online_trl(job, runner)
+            return _online_trl(job, box.verdicts)
         if job.method == "loop":
-            return _online_loop(job, runner)
+            return _online_loop(job, box.verdicts)
     raise ValueError(f"unknown online DPO method {job.method!r}; use trl or loop")
 
 
