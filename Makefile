@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-done
-PARAMS ?= params/quickstart.yaml
+PARAMS ?= params/autoif/quickstart.yaml
 
 .PHONY: setup run test test-all bench lab clean
 

@@ -1,9 +1,10 @@
-"""The ``autoif`` command: run recipes, show run status, check params, sync notebooks.
+"""The ``autoif`` command: run recipes, show run status, check and show params, sync notebooks.
 
-    autoif run params/quickstart.yaml [--stages 00-04] [--force] [--outputs DIR]
+    autoif run params/autoif/quickstart.yaml [--stages 00-04] [--force] [--outputs DIR]
     autoif status [--outputs DIR]
-    autoif check params/*.yaml          # validate recipes only (fails in a second)
-    autoif sync-notebooks [--check]     # rewrite parameters cells from autoif_lib.stages
+    autoif check params/autoif/*.yaml   # validate recipes only (fails in a second)
+    autoif show params/autoif/x.yaml    # the fully resolved recipe: what a run really runs
+    autoif sync-notebooks [--check]     # rewrite parameters cells from the stage schemas
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 def _cmd_run(a) -> int:
     import signal
 
-    from .config import ParamsError
+    from .params import ParamsError
     from .runner import StageFailed, run_recipe
 
     def _term(signum, frame):
@@ -39,22 +40,29 @@ def _cmd_run(a) -> int:
 
 
 def _cmd_status(a) -> int:
-    from .runner import list_runs
+    from .runner import list_runs, unlisted_outputs
 
-    runs = list_runs(Path(a.outputs) if a.outputs else None)
+    out = Path(a.outputs) if a.outputs else None
+    runs = list_runs(out)
     if not runs:
         print("no runs yet")
         return 0
     for r in runs:
-        print(f"{r['run']}  ({r['params_file']})")
-        for name, s in r["stages"].items():
+        print(f"{r['run']}  ({r['pipeline']}: {r['params_file']})")
+        for name, s in r["stages"].items():  # pipeline order
             secs = f"{s['seconds']:.1f} s" if s["seconds"] is not None else ""
-            print(f"  {name:<28} {s['state']:<9} {secs}")
+            print(f"  {name:<28} {s['state']:<9} {s['key']}  {secs}")
+    extra = unlisted_outputs(out)
+    if extra:
+        print("stage outputs no run lists (notebooks run directly with other params):")
+        for e in extra:
+            print(f"  {e['pipeline']}/{e['stage']:<24} {e['state']:<9} {e['path']}")
     return 0
 
 
 def _cmd_check(a) -> int:
-    from .config import ParamsError, load_recipe
+    from .params import ParamsError
+    from .recipes import load_recipe
 
     bad = 0
     for p in a.params:
@@ -65,6 +73,18 @@ def _cmd_check(a) -> int:
             print(f"ERR {e}", file=sys.stderr)
             bad += 1
     return 2 if bad else 0
+
+
+def _cmd_show(a) -> int:
+    from .params import ParamsError
+    from .recipes import load_recipe, show
+
+    try:
+        print(show(load_recipe(a.params)), end="")
+    except ParamsError as e:
+        print(f"params error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _cmd_sync(a) -> int:
@@ -80,7 +100,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="autoif", description="AutoIF / SPaR workbench runner")
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="execute the numbered notebooks of a recipe with papermill")
-    r.add_argument("params", help="recipe YAML, e.g. params/quickstart.yaml")
+    r.add_argument("params", help="recipe YAML, e.g. params/autoif/quickstart.yaml")
     r.add_argument("--stages", help="e.g. 00-04, 3, 01,03-05 (default: all)")
     r.add_argument("--force", action="store_true", help="re-run complete stages")
     r.add_argument("--outputs", help="outputs root (default: the recipe's, normally ./outputs)")
@@ -92,7 +112,10 @@ def main(argv=None) -> int:
     c = sub.add_parser("check", help="validate recipe files without running anything")
     c.add_argument("params", nargs="+")
     c.set_defaults(func=_cmd_check)
-    y = sub.add_parser("sync-notebooks", help="rewrite notebooks' parameters cells from autoif_lib.stages")
+    w = sub.add_parser("show", help="print the fully resolved recipe (base chain, merges, defaults, stage keys)")
+    w.add_argument("params")
+    w.set_defaults(func=_cmd_show)
+    y = sub.add_parser("sync-notebooks", help="rewrite notebooks' parameters cells from the stage schemas")
     y.add_argument("--check", action="store_true", help="only report notebooks that are out of sync")
     y.set_defaults(func=_cmd_sync)
     a = ap.parse_args(argv)

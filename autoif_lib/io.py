@@ -113,3 +113,18 @@ def stable_hash(obj: Any, n: int | None = None) -> str:
     blob = json.dumps(to_jsonable(obj), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     digest = hashlib.sha256(blob.encode("utf-8")).hexdigest()
     return digest[:n] if n else digest
+
+
+BIG_FILE = 64 << 20  # files above this are fingerprinted by size+mtime, not hashed (checkpoints)
+
+
+def file_fingerprint(path: str | os.PathLike) -> str:
+    """Content fingerprint of a file or a folder (recursively); big files by size and mtime."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        return stable_hash([(str(p.relative_to(path)), file_fingerprint(p)) for p in files])
+    st = path.stat()
+    if st.st_size > BIG_FILE:
+        return f"size={st.st_size},mtime={int(st.st_mtime)}"
+    return "sha256:" + sha256_file(path)

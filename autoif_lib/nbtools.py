@@ -1,6 +1,6 @@
 """Notebook hygiene: parameters cells rendered from the stage dataclasses; outputs stripped.
 
-The typed schema lives in ``autoif_lib.stages``; each notebook's ``parameters``
+The typed schema lives in each method's ``stages.py``; each notebook's ``parameters``
 cell is rendered from it (flat, one commented line per value, quickstart
 defaults), so the two cannot drift: ``autoif sync-notebooks`` rewrites the
 cells and a test runs it in check mode.
@@ -14,8 +14,8 @@ import types
 import typing
 from pathlib import Path
 
-from .config import repo_root
-from .stages import STAGES
+from .pipeline import KNOWN_PIPELINES, Pipeline, get_pipeline
+from .recipes import repo_root
 
 
 def _literal(value) -> str:
@@ -31,13 +31,16 @@ def _literal(value) -> str:
     return pprint.pformat(value, width=10_000, sort_dicts=False)
 
 
-def render_parameters(stage: str) -> str:
-    cls = STAGES[stage]
+def render_parameters(stage: str, pipeline: str = "autoif") -> str:
+    pipe = get_pipeline(pipeline)
+    cls = pipe.stage(stage).params
     lines = ["# parameters: the whole interface of this stage. `autoif run` injects the recipe's values",
-             "# below; opened by hand it runs on these quickstart defaults. Schema: autoif_lib.stages."]
+             f"# below; opened by hand it runs on these quickstart defaults. Schema: autoif_lib.{pipe.name}.stages."]
     fields = dataclasses.fields(cls)
     hints = typing.get_type_hints(cls)
-    codes = {f.name: f"{f.name}: {_annotation(hints[f.name])} = {_literal(_default(f))}" for f in fields}
+    defaults = {f.name: _default(f) for f in fields}
+    defaults["params_file"] = pipe.default_recipe
+    codes = {f.name: f"{f.name}: {_annotation(hints[f.name])} = {_literal(defaults[f.name])}" for f in fields}
     width = max(len(c) for c in codes.values() if len(c) <= 60)
     for f in fields:
         code = codes[f.name]
@@ -72,15 +75,15 @@ def _default(f):
     return f.default_factory()  # type: ignore[misc]
 
 
-def sync_notebook(path: Path, check: bool = False) -> bool:
+def sync_notebook(path: Path, check: bool = False, pipeline: str = "autoif") -> bool:
     """Rewrite the parameters cell of one notebook; return True if it changed (or would)."""
     import nbformat
 
     stage = path.stem
-    if stage not in STAGES:
+    if stage not in get_pipeline(pipeline).order:
         return False
     nb = nbformat.read(str(path), as_version=4)
-    want = render_parameters(stage)
+    want = render_parameters(stage, pipeline)
     for cell in nb.cells:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             if cell.source == want:
@@ -92,9 +95,19 @@ def sync_notebook(path: Path, check: bool = False) -> bool:
     raise ValueError(f"{path}: no cell tagged 'parameters'")
 
 
+def stage_notebooks(pipe: Pipeline, root: Path | None = None) -> dict[str, Path]:
+    """Stage name -> its notebook, for every stage the pipeline declares."""
+    root = root or repo_root()
+    return {s: pipe.notebook(s, root) for s in pipe.order}
+
+
 def sync_all(check: bool = False, root: Path | None = None) -> list[Path]:
-    nbdir = (root or repo_root()) / "notebooks"
-    return [p for p in sorted(nbdir.glob("[0-9][0-9]_*.ipynb")) if sync_notebook(p, check=check)]
+    changed = []
+    for name in KNOWN_PIPELINES:
+        for stage, p in stage_notebooks(get_pipeline(name), root).items():
+            if sync_notebook(p, check=check, pipeline=name):
+                changed.append(p)
+    return changed
 
 
 def notebook_has_outputs(path: Path) -> bool:
@@ -105,7 +118,8 @@ def notebook_has_outputs(path: Path) -> bool:
     return any(c.cell_type == "code" and (c.outputs or c.execution_count) for c in nb.cells)
 
 
-def new_notebook(stage: str, title: str, purpose: str, cells: list[tuple[str, str]]) -> "nbformat.NotebookNode":  # noqa: F821
+def new_notebook(stage: str, title: str, purpose: str, cells: list[tuple[str, str]],
+                 pipeline: str = "autoif") -> "nbformat.NotebookNode":  # noqa: F821
     """Build a stage notebook: title + purpose, the parameters cell, then (kind, source) cells."""
     import nbformat
     from nbformat import v4
@@ -114,7 +128,7 @@ def new_notebook(stage: str, title: str, purpose: str, cells: list[tuple[str, st
     nb.metadata["kernelspec"] = {"name": "autoif-workbench", "display_name": "AutoIF workbench", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     nb.cells.append(v4.new_markdown_cell(f"# {title}\n\n> {purpose}"))
-    nb.cells.append(v4.new_code_cell(render_parameters(stage), metadata={"tags": ["parameters"]}))
+    nb.cells.append(v4.new_code_cell(render_parameters(stage, pipeline), metadata={"tags": ["parameters"]}))
     for kind, src in cells:
         nb.cells.append(v4.new_markdown_cell(src) if kind == "md" else v4.new_code_cell(src))
     nbformat.validator.normalize(nb)

@@ -1,27 +1,26 @@
-"""Execute the numbered notebooks headless with papermill, in order, resumably.
+"""Execute a recipe's pipeline headless with papermill, in order, resumably.
 
-    autoif run params/quickstart.yaml --stages 00-04 [--force]
+    autoif run params/autoif/quickstart.yaml --stages 00-04 [--force]
     autoif status
 
-Each stage runs in the named kernel ``autoif-workbench`` with the notebooks
+Each stage runs in the named kernel ``autoif-workbench`` with its notebook's
 folder as working directory; its values come from the recipe and land in an
-``injected-parameters`` cell. The executed copy is saved as
-``<run>/<stage>/notebook.ipynb`` (papermill saves after every cell, so a crash
-leaves the evidence). A complete stage is skipped unless ``--force``; once a
-stage runs, every later selected stage runs too, since its inputs changed.
+``injected-parameters`` cell. The executed copy is saved in the stage's output
+folder (papermill saves after every cell, so a crash leaves the evidence). A
+stage whose output folder is complete and not stale is skipped unless ``--force``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import sys
 import time
 from pathlib import Path
 
 from . import io
-from .config import ParamsError, Recipe, load_recipe, repo_root
-from .runs import FAILED, MANIFEST, stage_state
+from .params import ParamsError
+from .recipes import Recipe, load_recipe, repo_root
+from .runs import FAILED, MANIFEST, PLAN, link_stage, stage_state
 
 KERNEL_NAME = "autoif-workbench"
 KERNEL_DISPLAY = "AutoIF workbench"
@@ -29,18 +28,6 @@ KERNEL_DISPLAY = "AutoIF workbench"
 
 class StageFailed(RuntimeError):
     pass
-
-
-def notebooks_dir(root: Path | None = None) -> Path:
-    return (root or repo_root()) / "notebooks"
-
-
-def discover_notebooks(root: Path | None = None) -> dict[str, Path]:
-    """Stage name → notebook path, for ``notebooks/NN_name.ipynb``."""
-    out = {}
-    for p in sorted(notebooks_dir(root).glob("[0-9][0-9]_*.ipynb")):
-        out[p.stem] = p
-    return out
 
 
 def select_stages(spec: str | None, available: list[str]) -> list[str]:
@@ -117,45 +104,53 @@ def describe_failure(nb_path: Path, err: Exception) -> str:
 
 
 def run_recipe(params_path: str | Path, stages: str | None = None, force: bool = False,
-               outputs: str | None = None, progress: bool = True, echo=print) -> dict:
-    """Run the selected stages of a recipe; return {stage: state} ('ran', 'skipped')."""
+               outputs: str | None = None, progress: bool = True, echo=print,
+               overrides: dict | None = None) -> dict:
+    """Run the selected stages of a recipe; return {stage: 'ran' | 'skipped'}.
+
+    A stage runs when its output folder (addressed by its params and upstream keys) is not
+    complete: never built, failed, or stale because an upstream output changed since. So a
+    changed value re-runs that stage and its downstream, and nothing else.
+    """
     t_start = time.time()
     root = repo_root()
-    overrides = {"outputs": outputs} if outputs else None
-    recipe: Recipe = load_recipe(params_path, overrides=overrides, root=root)  # fails fast
-    nbs = discover_notebooks(root)
-    chosen = select_stages(stages, list(nbs))
+    over = dict(overrides or {})
+    if outputs:
+        over["outputs"] = outputs
+    recipe: Recipe = load_recipe(params_path, overrides=over or None, root=root)  # fails fast
+    pipe = recipe.pipeline
+    chosen = select_stages(stages, pipe.order)
     for s in chosen:
-        if s not in recipe.stages:
-            raise ParamsError(f"notebook {nbs[s].name} has no params schema in autoif_lib.stages")
+        nb = pipe.notebook(s, root)
+        if not nb.exists():
+            raise ParamsError(f"stage {s}: notebook not found: {nb}")
     run_dir = recipe.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    io.write_json(run_dir / "recipe.json", {"params_file": str(params_path), "run_id": recipe.run_id,
-                                            "params_hash": recipe.params_hash, "resolved": recipe.raw})
+    plan = recipe.plan()
+    io.write_json(run_dir / PLAN, plan)
     echo(f"run {recipe.run_id}  ->  {run_dir}")
     results: dict[str, str] = {}
-    upstream_ran = False
     kernel = None
     for i, stage in enumerate(chosen, 1):
-        params = recipe.stages[stage]
-        state = stage_state(run_dir, stage, params)
+        stage_dir = recipe.stage_dir(stage)
+        link_stage(run_dir, stage, stage_dir)
+        state = stage_state(stage_dir)
         tag = f"[{i}/{len(chosen)}] {stage}"
-        if state == "complete" and not force and not upstream_ran:
-            echo(f"{tag}: complete, skipped")
+        if state == "complete" and not force:
+            echo(f"{tag}: complete, skipped ({stage_dir.name})")
             results[stage] = "skipped"
             continue
         kernel = kernel or ensure_kernel()
-        stage_dir = run_dir / stage
         stage_dir.mkdir(parents=True, exist_ok=True)
         if (stage_dir / MANIFEST).exists():
             (stage_dir / MANIFEST).unlink()  # the stage is being redone: not complete until it says so
         out_nb = stage_dir / "notebook.ipynb"
         injected = recipe.stage_params(stage)
         injected.update(params_file=str(Path(params_path)), run_dir=str(run_dir))
-        echo(f"{tag}: running ({state})")
+        echo(f"{tag}: running ({state}) -> {stage_dir}")
         t0 = time.time()
         try:
-            _execute(nbs[stage], out_nb, injected, kernel, progress)
+            _execute(pipe.notebook(stage, root), out_nb, injected, kernel, progress)
         except Exception as e:  # papermill raises PapermillExecutionError; kernels can die too
             msg = describe_failure(out_nb, e)
             io.write_json(stage_dir / FAILED, {"error": msg, "seconds": round(time.time() - t0, 2),
@@ -171,7 +166,6 @@ def run_recipe(params_path: str | Path, stages: str | None = None, force: bool =
         io.write_json(man_path, man)
         echo(f"{tag}: done in {secs:.1f} s")
         results[stage] = "ran"
-        upstream_ran = True
     echo(f"all {len(chosen)} stage(s) ok in {time.time() - t_start:.1f} s  ({run_dir})")
     return results
 
@@ -188,23 +182,41 @@ def _execute(src: Path, dst: Path, parameters: dict, kernel: str, progress: bool
                             request_save_on_cell_execute=True)
 
 
+def _seconds(stage_dir: Path) -> float | None:
+    try:
+        man = io.read_json(stage_dir / MANIFEST)
+    except (FileNotFoundError, ValueError):
+        return None
+    return man.get("runner_seconds") or man.get("seconds")
+
+
 def list_runs(outputs: Path | None = None) -> list[dict]:
-    """Every run under the outputs root with each stage's state and time."""
+    """Every run under the outputs root, each stage in pipeline order with its state, key and time."""
     outputs = outputs or repo_root() / "outputs"
     rows = []
-    for recipe_json in sorted(outputs.glob("*/*/recipe.json")):
-        run_dir = recipe_json.parent
-        info = io.read_json(recipe_json)
+    for plan_path in sorted(outputs.glob(f"*/*/{PLAN}")):
+        run_dir = plan_path.parent
+        try:
+            plan = io.read_json(plan_path)
+            stages_plan = plan["stages"]
+        except (ValueError, KeyError):
+            continue  # a run folder from before stage outputs were keyed: nothing to report
         stages = {}
-        for d in sorted(p for p in run_dir.iterdir() if p.is_dir() and re.match(r"\d\d_", p.name)):
-            st = stage_state(d.parent, d.name, None)
-            secs = None
-            if (d / MANIFEST).exists():
-                try:
-                    secs = io.read_json(d / MANIFEST).get("runner_seconds") or io.read_json(d / MANIFEST).get("seconds")
-                except ValueError:
-                    pass
-            stages[d.name] = {"state": st, "seconds": secs}
-        rows.append({"run": f"{run_dir.parent.name}/{run_dir.name}", "params_file": info.get("params_file"),
-                     "stages": stages, "path": str(run_dir)})
+        for name, st in stages_plan.items():
+            d = Path(st["dir"])
+            stages[name] = {"state": stage_state(d), "key": st["key"], "seconds": _seconds(d)}
+        rows.append({"run": f"{run_dir.parent.name}/{run_dir.name}", "pipeline": plan.get("pipeline"),
+                     "params_file": plan.get("params_file"), "stages": stages, "path": str(run_dir)})
     return rows
+
+
+def unlisted_outputs(outputs: Path | None = None) -> list[dict]:
+    """Store folders no run lists (e.g. a notebook run directly with other params)."""
+    outputs = outputs or repo_root() / "outputs"
+    listed = {st["key"] for r in list_runs(outputs) for st in r["stages"].values()}
+    out = []
+    for d in sorted(outputs.glob("store/*/*/*")):
+        if d.is_dir() and d.name not in listed:
+            out.append({"pipeline": d.parent.parent.name, "stage": d.parent.name, "key": d.name,
+                        "state": stage_state(d), "path": str(d)})
+    return out

@@ -1,48 +1,46 @@
-"""Run folders: ``outputs/<experiment>/<run_id>/NN_stage/`` with data, metrics and a manifest.
+"""Stage outputs addressed by their inputs, run folders that list them, and the stage context.
 
-Every notebook starts with ``ctx = open_stage("NN_name", globals())``: the
-parameters cell's values are validated into the stage's frozen dataclass,
-seeds are set and the stage folder is created. Data goes through
-``ctx.write_jsonl`` (atomic), inputs through ``ctx.input`` (hashed into the
-manifest) and the last cell calls ``ctx.finish(metrics)``, which writes
-``metrics.json`` and ``manifest.json``. A stage is complete exactly when its
-manifest says so with the current params hash; the runner skips it then.
+Layout under the outputs root (``outputs/``)::
+
+    store/<pipeline>/<stage>/<key>/    one stage output: data, metrics.json, manifest.json, notebook.ipynb
+    <experiment>/<run_id>/recipe.json  a run: its resolved recipe and the key of every stage
+    <experiment>/<run_id>/<stage>      a link to that stage's store folder (browse a run as before)
+    cache/generations.sqlite           every LLM completion
+
+A stage's key hashes its own params, the files they name and its upstreams' keys
+(``recipes.stage_key``), so recipes that agree on a stage and its upstreams share the
+folder, and a changed value re-runs exactly that stage and what depends on it.
+
+Every notebook starts with ``ctx = open_stage("autoif/NN_name", globals())``: the
+parameters cell's values are validated (an unknown name fails, naming it), seeds
+are set and the stage folder its params address is opened. Upstream data comes
+through ``ctx.input`` / ``ctx.read_jsonl`` (declared upstreams only; fingerprinted
+into the manifest), data goes out through ``ctx.write_jsonl`` (atomic), and the last
+cell calls ``ctx.finish(metrics)``, which writes ``metrics.json`` and ``manifest.json``.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import difflib
 import os
 import random
 import sys
 import time
+import types
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from . import io
-from .config import ParamsError, build, load_recipe, repo_root, resolve_path
-from .stages import RUNNER_KEYS, STAGES
+from .params import ParamsError, build, resolve_path
+from .pipeline import RUNNER_KEYS, Pipeline, get_pipeline
+from .recipes import DEFAULT_PIPELINE, load_recipe, repo_root, stage_key
 
 MANIFEST = "manifest.json"
 FAILED = "failed.json"
-BIG_FILE = 64 << 20  # inputs above this are fingerprinted by size+mtime, not hashed
-
-
-def stage_hash(params: Any) -> str:
-    """Hash of a stage's params, without the runner-set location keys."""
-    d = dataclasses.asdict(params) if dataclasses.is_dataclass(params) else dict(params)
-    return io.stable_hash({k: v for k, v in d.items() if k not in RUNNER_KEYS})
-
-
-def file_fingerprint(path: Path) -> str:
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file())
-        return io.stable_hash([(str(p.relative_to(path)), file_fingerprint(p)) for p in files])
-    st = path.stat()
-    if st.st_size > BIG_FILE:
-        return f"size={st.st_size},mtime={int(st.st_mtime)}"
-    return "sha256:" + io.sha256_file(path)
+PLAN = "recipe.json"
+_NOT_DIGESTED = {MANIFEST, FAILED, "metrics.json", "notebook.ipynb"}  # vary with timings, not content
 
 
 def seed_everything(seed: int) -> None:
@@ -58,15 +56,53 @@ def seed_everything(seed: int) -> None:
         sys.modules["torch"].manual_seed(seed)
 
 
+def split_stage(qualified: str) -> tuple[Pipeline, str]:
+    """``"autoif/06_verify_score"`` (or a bare stage name of the default pipeline) -> (pipeline, stage)."""
+    name, _, stage = qualified.rpartition("/")
+    pipe = get_pipeline(name or DEFAULT_PIPELINE)
+    return pipe, pipe.stage(stage).name
+
+
+def output_digest(stage_dir: Path) -> str | None:
+    """Fingerprint of what a complete stage produced (from its manifest), for staleness checks downstream."""
+    try:
+        return io.read_json(stage_dir / MANIFEST).get("digest")
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def link_stage(run_dir: Path, stage: str, target: Path) -> None:
+    """``<run_dir>/<stage>`` -> the store folder (relative, so an outputs folder can move)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    link = run_dir / stage
+    rel = os.path.relpath(target, run_dir)
+    if link.is_symlink():
+        if os.readlink(link) == rel:
+            return
+        link.unlink()
+    elif link.exists():  # a folder from before stage outputs moved to the store: keep it aside
+        link.rename(run_dir / f"{stage}.pre-store")
+    os.symlink(rel, link)
+
+
 class StageContext:
-    def __init__(self, stage: str, params: Any, run_dir: Path, root: Path):
+    """One stage execution: where its outputs go, what it read, and its manifest."""
+
+    def __init__(self, pipeline: Pipeline, stage: str, params: Any, key: str, store: Path,
+                 upstream_keys: Mapping[str, str], root: Path, run_dir: Path | None = None):
+        self.pipeline = pipeline
         self.stage = stage
+        self.spec = pipeline.stage(stage)
         self.p = params
-        self.run_dir = run_dir
-        self.dir = run_dir / stage
+        self.key = key
+        self.store = store
+        self.dir = store / stage / key
+        self.upstream_keys = dict(upstream_keys)
         self.root = root
+        self.run_dir = run_dir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.inputs: dict[str, str] = {}
+        self.upstream: dict[str, dict] = {}
         self.outputs: dict[str, str] = {}
         self.started = time.time()
         self._generators: list = []
@@ -75,50 +111,99 @@ class StageContext:
     def path(self, name: str) -> Path:
         return self.dir / name
 
-    def stage_dir(self, stage: str) -> Path:
-        return self.run_dir / stage
+    def upstream_dir(self, stage: str) -> Path:
+        """The output folder of a declared upstream stage (complete, else a clear error)."""
+        if stage not in self.spec.upstream:
+            close = difflib.get_close_matches(stage, list(self.spec.upstream), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise PermissionError(
+                f"{self.stage} may read only its declared upstreams ({', '.join(self.spec.upstream) or 'none'}), "
+                f"not {stage!r}{hint}: declare it in autoif_lib/{self.pipeline.name}/pipeline.py")
+        d = self.store / stage / self.upstream_keys[stage]
+        man = d / MANIFEST
+        if not man.exists():
+            raise FileNotFoundError(
+                f"{self.stage} needs stage {stage} first (with this recipe's params): run "
+                f"`autoif run {self.p.params_file} --stages {stage[:2]}` (looked in {d})")
+        if stage not in self.upstream:
+            self.upstream[stage] = {"key": self.upstream_keys[stage], "digest": output_digest(d)}
+        return d
 
     def input(self, stage_or_path: str, name: str | None = None) -> Path:
-        """Path of an upstream output (``ctx.input("03_cross_validate", "kept.jsonl")``) or a
-        file named in params; its fingerprint is recorded. Missing → a clear error."""
+        """Path of an upstream output (``ctx.input("03_cross_validate", "kept.jsonl")``) or of a file a
+        path param names; its fingerprint is recorded. Undeclared or missing -> a clear error."""
         if name is not None:
-            p = self.run_dir / stage_or_path / name
-            if not (self.run_dir / stage_or_path / MANIFEST).exists():
-                raise FileNotFoundError(
-                    f"{self.stage} needs stage {stage_or_path} of this run first: run "
-                    f"`autoif run {self.p.params_file} --stages {stage_or_path[:2]}` (looked in {p.parent})")
+            p = self.upstream_dir(stage_or_path) / name
         else:
+            declared = {str(getattr(self.p, f.name)) for f in dataclasses.fields(self.p) if f.metadata.get("path")}
+            if str(stage_or_path) not in declared:
+                raise PermissionError(f"{self.stage}: {stage_or_path!r} is not a file named by a path param of this stage")
             p = resolve_path(stage_or_path, self.root)
         if not p.exists():
             raise FileNotFoundError(f"{self.stage}: input not found: {p}")
-        self.inputs[str(p)] = file_fingerprint(p)
+        self.inputs[str(p)] = io.file_fingerprint(p)
         return p
+
+    def upstream_manifest(self, stage: str) -> dict:
+        return io.read_json(self.upstream_dir(stage) / MANIFEST)
+
+    def upstream_params(self, stage: str) -> dict:
+        """The params a declared upstream ran with (e.g. the layout stage 05 used)."""
+        return self.upstream_manifest(stage)["params"]
+
+    def upstream_metrics(self, stage: str) -> dict:
+        return io.read_json(self.upstream_dir(stage) / "metrics.json")
+
+    def checkpoint(self, name: str, base_model: str) -> str:
+        """Model path of checkpoint ``name``: ``base`` is the untrained policy, the rest come from the
+        stage that declares it (``Stage.checkpoint``)."""
+        from .models.backends import resolve_model_path
+
+        if name == "base":
+            return resolve_model_path(base_model)
+        owners = self.pipeline.checkpoints()
+        if name not in owners:
+            raise ParamsError(f"{self.stage}: unknown checkpoint {name!r}; this pipeline makes: base, {', '.join(owners)}")
+        return str(self.input(owners[name], "model"))
 
     # -- data -------------------------------------------------------------------
     def write_jsonl(self, name: str, records: Iterable[dict]) -> Path:
         p = io.write_jsonl(self.dir / name, records)
-        self.outputs[name] = file_fingerprint(p)
+        self.outputs[name] = io.file_fingerprint(p)
         return p
 
     def write_json(self, name: str, obj: Any) -> Path:
         p = io.write_json(self.dir / name, obj)
-        self.outputs[name] = file_fingerprint(p)
+        self.outputs[name] = io.file_fingerprint(p)
+        return p
+
+    def write_text(self, name: str, text: str) -> Path:
+        p = io.atomic_write_text(self.dir / name, text)
+        self.outputs[name] = io.file_fingerprint(p)
         return p
 
     def read_jsonl(self, stage: str, name: str) -> list[dict]:
         return io.read_jsonl(self.input(stage, name))
 
-    def savefig(self, fig, name: str) -> Path:
+    def savefig(self, fig, name: str):
+        """Save a figure into the stage folder and return it, so a cell ending in this call shows it."""
         p = self.dir / name
         fig.savefig(p, dpi=110, bbox_inches="tight")
-        self.outputs[name] = file_fingerprint(p)
-        return p
+        self.outputs[name] = io.file_fingerprint(p)
+        return fig
+
+    def sandbox(self):
+        """The sandbox with this stage's execution settings (``SandboxFields``); use as a context manager."""
+        from .sandbox import Sandbox, SandboxConfig
+
+        return Sandbox(SandboxConfig(timeout_s=self.p.exec_timeout_s, memory_mb=self.p.exec_memory_mb,
+                                     non_bool=self.p.non_bool))
 
     # -- models -------------------------------------------------------------------
     @property
     def cache_path(self) -> Path:
         """One generation cache per outputs root, shared by runs: same request, same answer."""
-        return self.run_dir.parent.parent / "cache" / "generations.sqlite"
+        return self.store.parent.parent / "cache" / "generations.sqlite"
 
     def generator(self, spec, progress: bool = True):
         from .models import Generator
@@ -128,21 +213,37 @@ class StageContext:
         return g
 
     # -- completion ---------------------------------------------------------------
+    def digest(self) -> str:
+        files = {k: v for k, v in self.outputs.items() if k not in _NOT_DIGESTED}
+        for product in self.spec.products:
+            if product not in files:
+                files[product] = io.file_fingerprint(self.dir / product)
+        return io.stable_hash(files)[:16]
+
     def finish(self, metrics: Mapping[str, Any] | None = None) -> dict:
         """Write metrics.json and the manifest; from now on the stage counts as complete."""
         from .envinfo import git_state, machine, package_versions
 
+        missing = [p for p in self.spec.products if not (self.dir / p).exists()]
+        if missing:
+            raise RuntimeError(f"{self.stage}: declared products not written: {', '.join(missing)}")
         metrics = dict(metrics or {})
         if self._generators:
             metrics.setdefault("generation", [dict(g.stats, model=g.fingerprint) for g in self._generators])
         self.write_json("metrics.json", metrics)
         manifest = {
             "stage": self.stage,
+            "pipeline": self.pipeline.name,
+            "key": self.key,
             "status": "complete",
-            "run_id": self.run_dir.name,
+            "run_id": self.run_dir.name if self.run_dir else None,
             "params": dataclasses.asdict(self.p),
-            "params_hash": stage_hash(self.p),
+            "params_hash": io.stable_hash({k: v for k, v in dataclasses.asdict(self.p).items() if k not in RUNNER_KEYS}),
             "seed": self.p.seed,
+            "upstream": {s: self.upstream.get(s) or {"key": self.upstream_keys[s],
+                                                     "digest": output_digest(self.store / s / self.upstream_keys[s])}
+                         for s in self.spec.upstream},
+            "digest": self.digest(),
             "git": git_state(self.root),
             "packages": package_versions(),
             "machine": machine(),
@@ -160,27 +261,96 @@ class StageContext:
         return manifest
 
 
-def open_stage(stage: str, namespace: Mapping[str, Any]) -> StageContext:
-    """Validate the parameters cell's values (from ``globals()``) and open the stage folder."""
-    if stage not in STAGES:
-        raise ParamsError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}")
-    cls = STAGES[stage]
-    root = repo_root()
+# ---------------------------------------------------------------------------
+# opening a stage from a notebook
+# ---------------------------------------------------------------------------
+
+_KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+_PARAM_CELL_HEADS = ("# Parameters", "# parameters")  # papermill's injected cell; our tagged cell
+
+
+def _assigned_names(src: str) -> list[str]:
+    try:
+        tree = ast.parse(src)
+    except SyntaxError:
+        return []
+    out = []
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        out += [t.id for t in targets if isinstance(t, ast.Name)]
+    return out
+
+
+def injected_names(namespace: Mapping[str, Any]) -> list[str]:
+    """Names the parameters cells of this kernel assigned (from IPython's input history), or, for a
+    plain dict, every value that is not a module, function, class or private name."""
+    history = namespace.get("_ih")
+    if isinstance(history, list):
+        names: list[str] = []
+        for src in history:
+            if isinstance(src, str) and src.lstrip().startswith(_PARAM_CELL_HEADS):
+                names += [n for n in _assigned_names(src) if n not in names]
+        return names
+    return [k for k, v in namespace.items() if not k.startswith("_") and k not in _KERNEL_NAMES
+            and not isinstance(v, (types.ModuleType, types.FunctionType, type))]
+
+
+def stage_params_from(pipe: Pipeline, stage: str, namespace: Mapping[str, Any], root: Path):
+    cls = pipe.stage(stage).params
     names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [n for n in injected_names(namespace) if n not in names]
+    if unknown:
+        msgs = []
+        for n in unknown:
+            close = difflib.get_close_matches(n, names, n=1)
+            msgs.append(f"{n}: unknown parameter" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ParamsError(f"{pipe.name}/{stage} parameters: {'; '.join(msgs)}; known: {', '.join(names)}")
     values = {k: namespace[k] for k in names if k in namespace}
-    params = build(cls, values, f"{stage} parameters", root)
+    return build(cls, values, f"{stage} parameters", root)
+
+
+def open_stage(qualified: str, namespace: Mapping[str, Any]) -> StageContext:
+    """Validate the parameters cell's values (from ``globals()``) and open the folder they address.
+
+    Run by ``autoif run``: the run folder's plan gives the upstream keys. Run by papermill directly,
+    or opened by hand: the recipe ``params_file`` gives them; a stage whose own values differ from the
+    recipe's writes to the folder its values address, never over the recipe's outputs.
+    """
+    pipe, stage = split_stage(qualified)
+    root = repo_root()
+    params = stage_params_from(pipe, stage, namespace, root)
     if params.run_dir:
         run_dir = Path(params.run_dir)
+        plan = io.read_json(run_dir / PLAN)
+        if plan.get("pipeline", DEFAULT_PIPELINE) != pipe.name:
+            raise ParamsError(f"{run_dir} is a {plan.get('pipeline')} run, not {pipe.name}")
+        store = Path(plan["outputs"]) / "store" / pipe.name
+        planned = {s: v["key"] for s, v in plan["stages"].items()}
     else:
-        # Opened by hand: continue the run the recipe names (same params → same folder).
-        run_dir = load_recipe(resolve_path(params.params_file, root), root=root).run_dir
+        recipe = load_recipe(resolve_path(params.params_file, root), root=root)
+        if recipe.pipeline_name != pipe.name:
+            raise ParamsError(f"{params.params_file} is a {recipe.pipeline_name} recipe, not {pipe.name}")
+        run_dir, store, planned = recipe.run_dir, recipe.store, recipe.stage_keys
+    upstream = {u: planned[u] for u in pipe.stage(stage).upstream}
+    key = stage_key(pipe.name, stage, params, upstream, root)
     seed_everything(params.seed)
-    return StageContext(stage, params, run_dir, root)
+    ctx = StageContext(pipe, stage, params, key, store, upstream, root, run_dir)
+    if key == planned.get(stage):
+        link_stage(run_dir, stage, ctx.dir)
+    else:
+        ctx.run_dir = None
+        print(f"note: these params differ from {params.params_file}'s for {stage}: outputs go to {ctx.dir}; "
+              f"the run {run_dir.name} is untouched")
+    return ctx
 
 
-def stage_state(run_dir: Path, stage: str, params: Any) -> str:
-    """complete | stale (params changed or an input changed) | failed | partial | pending."""
-    d = run_dir / stage
+# ---------------------------------------------------------------------------
+# states
+# ---------------------------------------------------------------------------
+
+def stage_state(stage_dir: Path) -> str:
+    """complete | stale (an upstream output or an input file changed since) | failed | partial | pending."""
+    d = Path(stage_dir)
     m = d / MANIFEST
     if m.exists():
         try:
@@ -189,15 +359,17 @@ def stage_state(run_dir: Path, stage: str, params: Any) -> str:
             return "partial"
         if man.get("status") != "complete":
             return "partial"
-        if params is not None and man.get("params_hash") != stage_hash(params):
-            return "stale"
+        store = d.parent.parent
+        for s, up in (man.get("upstream") or {}).items():
+            if output_digest(store / s / up["key"]) != up.get("digest"):
+                return "stale"
         for path, fp in (man.get("inputs") or {}).items():
             p = Path(path)
-            if not p.exists() or file_fingerprint(p) != fp:
+            if not p.exists() or io.file_fingerprint(p) != fp:
                 return "stale"
         return "complete"
     if (d / FAILED).exists():
         return "failed"
-    if d.exists():
+    if d.exists() and any(d.iterdir()):
         return "partial"
     return "pending"

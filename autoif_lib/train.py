@@ -5,7 +5,7 @@ call :func:`run_job` in the kernel (CPU, one GPU) or write it to ``job.json``
 and run :func:`launch_command` (several GPUs, DeepSpeed ZeRO-3)::
 
     accelerate launch --num_processes 8 --use_deepspeed --deepspeed_config_file params/accelerate/zero3.json \\
-        -m autoif_lib.train outputs/.../08_sft/job.json
+        -m autoif_lib.train outputs/store/autoif/08_sft/<key>/job.json
 
 TRL settings pass straight through: ``trl_args`` holds ``SFTConfig``/``DPOConfig``/
 ``OnlineDPOConfig`` keyword arguments with TRL's own field names.
@@ -22,15 +22,14 @@ Online DPO, two ways (``method``):
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
-from . import io
+from . import io, scoring
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
@@ -132,30 +131,12 @@ def _dataset(path: str, columns: Sequence[str]):
     return ds.select_columns(list(columns))
 
 
-def verifier_reward(runner: Callable) -> Callable:
-    """A TRL reward function ``(prompts, completions, verifiers, **kw) -> list[float]``.
-
-    The reward of a completion is the pass rate of its instruction's verification functions,
-    run through ``runner(functions, inputs) -> verdict matrix`` (the sandbox). One sandbox
-    batch per call: every function of every completion.
-    """
-    def reward(prompts=None, completions=None, verifiers=None, **kwargs) -> list[float]:
-        texts = [c[-1]["content"] if isinstance(c, list) else str(c) for c in completions]
-        jobs, owners = [], []
-        for k, (text, fns) in enumerate(zip(texts, verifiers)):
-            for src in fns or []:
-                jobs.append((src, [text]))
-                owners.append(k)
-        passed = [0] * len(texts)
-        counts = [len(f or []) for f in verifiers]
-        if jobs:
-            rows = runner([s for s, _ in jobs], [i for _, i in jobs])
-            for k, row in zip(owners, rows):
-                passed[k] += int(bool(row) and row[0].status == "pass")
-        return [passed[k] / counts[k] if counts[k] else 0.0 for k in range(len(texts))]
-
-    reward.__name__ = "verifier_pass_rate"
-    return reward
+def preference_records(pairs: Sequence[dict]) -> list[dict]:
+    """Pairs (``prompt``/``chosen``/``rejected`` strings) in TRL's conversational preference format."""
+    return [{"prompt": [{"role": "user", "content": p["prompt"]}],
+             "chosen": [{"role": "assistant", "content": p["chosen"]}],
+             "rejected": [{"role": "assistant", "content": p["rejected"]}],
+             "level": p["level"], "instruction_id": p["instruction_id"]} for p in pairs]
 
 
 # ---------------------------------------------------------------------------
@@ -213,7 +194,7 @@ def _online_trl(job: TrainJob, runner) -> dict:
     tok.padding_side = "left"  # generation pads on the left
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    trainer = OnlineDPOTrainer(model=job.model, reward_funcs=[verifier_reward(runner)], args=args,
+    trainer = OnlineDPOTrainer(model=job.model, reward_funcs=[scoring.verifier_reward(runner)], args=args,
                                train_dataset=_dataset(job.train_file, ["prompt", "verifiers"]),
                                processing_class=tok, reward_processing_classes=[None],
                                peft_config=_lora(job.lora))
@@ -224,9 +205,8 @@ def _online_trl(job: TrainJob, runner) -> dict:
 
 
 def _online_loop(job: TrainJob, runner) -> dict:
-    from .export import dpo_pairs, dpo_trl
     from .models import Generator, ModelSpec, SamplingParams
-    from .responses import pass_rates
+    from .scoring import pass_rates, preference_pairs
 
     prompts = io.read_jsonl(job.train_file)
     out = Path(job.output_dir)
@@ -244,12 +224,12 @@ def _online_loop(job: TrainJob, runner) -> dict:
                     for k, (p, o) in enumerate(zip(prompts, outs))]
         fns = {p["instruction_id"]: p["verifiers"] for p in prompts}
         scored = pass_rates(pairs_in, fns, runner)
-        pairs = dpo_pairs(scored, job.chosen_min_pass, job.rejected_max_pass, max_pairs=4, seed=job.seed + it)
+        pairs = preference_pairs(scored, job.chosen_min_pass, job.rejected_max_pass, max_pairs=4, seed=job.seed + it)
         info = {"iteration": it + 1, "samples": len(scored), "pairs": len(pairs),
                 "mean_reward": round(sum(r["pass_rate"] for r in scored) / max(1, len(scored)), 4)}
         if pairs:
             pf = out / f"iter_{it + 1}" / "pairs.jsonl"
-            io.write_jsonl(pf, dpo_trl(pairs))
+            io.write_jsonl(pf, preference_records(pairs))
             res = train_dpo(job, train_file=str(pf), model=policy, output_dir=str(out / f"iter_{it + 1}"))
             policy = res["final_model"]
             history += [dict(h, iteration=it + 1) for h in res["log_history"]]
@@ -315,6 +295,35 @@ def skip_without_data(job: TrainJob, reason: str) -> dict:
     res = {"final_model": str(final), "trained": False, "reason": reason, "steps": 0, "log_history": []}
     io.write_json(Path(job.output_dir) / "train_result.json", {k: v for k, v in res.items() if k != "log_history"})
     print(f"[train] not trained: {reason}; the initial model is passed on unchanged", flush=True)
+    return res
+
+
+_TRL_ARGS = {"sft": "sft", "dpo": "dpo", "online_dpo": "online"}  # stage param holding the TRL config dict
+
+
+def job_for_stage(ctx, kind: str, model: str, train_file: str) -> TrainJob:
+    """The training job a stage's params describe: TRL args, LoRA, seed, and for online DPO the
+    sampling, pair and sandbox settings; written into the stage's own folder."""
+    p = ctx.p
+    extra = {}
+    if kind == "online_dpo":
+        extra = dict(method=p.method, iterations=p.iterations, samples_per_prompt=p.samples_per_prompt,
+                     temperature=p.temperature, max_new_tokens=p.max_new_tokens, chosen_min_pass=p.chosen_min_pass,
+                     rejected_max_pass=p.rejected_max_pass, cache_path=str(ctx.cache_path),
+                     sandbox={"timeout_s": p.exec_timeout_s, "memory_mb": p.exec_memory_mb, "non_bool": p.non_bool})
+    return TrainJob(kind=kind, model=model, train_file=str(train_file), output_dir=str(ctx.dir),
+                    trl_args=getattr(p, _TRL_ARGS[kind]), lora=p.lora if p.use_lora else None, seed=p.seed, **extra)
+
+
+def fit(ctx, kind: str, model: str, records: Sequence[dict], empty_reason: str) -> dict:
+    """One stage's training, start to end: write its data, build the job from the stage's params,
+    train (in-process or under accelerate) or, without data, pass the initial model on marked untrained."""
+    train_file = ctx.write_jsonl("train.jsonl", records)
+    job = job_for_stage(ctx, kind, model, train_file)
+    if not records:
+        return skip_without_data(job, empty_reason)
+    res = run(job, ctx.p.num_gpus, ctx.input(ctx.p.deepspeed_config) if ctx.p.num_gpus > 1 else None)
+    res.setdefault("trained", True)
     return res
 
 

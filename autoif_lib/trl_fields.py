@@ -4,8 +4,10 @@ Recipes pass training settings straight into ``SFTConfig``/``DPOConfig``/
 ``OnlineDPOConfig`` with TRL's own field names. A misspelled key must fail when
 the recipe is loaded, not an hour later when stage 08 starts, but importing TRL
 takes seconds; so we parse the dataclass definitions (and their bases, up to
-transformers' ``TrainingArguments``) with ``ast``. The notebooks then build the
-real config objects, which do the full type checking.
+transformers' ``TrainingArguments``) with ``ast``: field names and annotations.
+``convert`` checks values against the annotated scalar types and converts what
+YAML 1.1 gets wrong (``5e-7`` without a dot is read as a string): a value that
+cannot be the field's type fails, naming the key.
 """
 
 from __future__ import annotations
@@ -66,13 +68,16 @@ def _locate(cls_name: str, near: Path | None = None, tree: ast.Module | None = N
 
 
 @functools.lru_cache(maxsize=None)
-def _fields_of(cls_name: str, near: str | None = None) -> frozenset[str] | None:
+def _fields_of(cls_name: str, near: str | None = None) -> dict[str, str] | None:
+    """Field name -> annotation source text, own fields over inherited ones."""
     tree = _parse(Path(near)) if near else None
     found = _locate(cls_name, Path(near) if near else None, tree)
     if found is None:
         return None
     node, path, module = found
-    names = {st.target.id for st in node.body if isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name)}
+    own = {st.target.id: ast.unparse(st.annotation) for st in node.body
+           if isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name)}
+    names: dict[str, str] = {}
     for b in node.bases:
         base = b.id if isinstance(b, ast.Name) else b.attr if isinstance(b, ast.Attribute) else None
         if base is None or base in ("object", "Generic"):
@@ -80,14 +85,82 @@ def _fields_of(cls_name: str, near: str | None = None) -> frozenset[str] | None:
         parent = _fields_of(base, str(path))
         if parent is None:
             return None  # an unresolvable base: better to skip the check than to reject valid keys
-        names |= parent
-    return frozenset(names)
+        names.update(parent)
+    names.update(own)
+    return names
 
 
 def config_fields(cls_name: str) -> frozenset[str] | None:
     """All field names of a TRL/transformers config dataclass; None if it cannot be found."""
     fields = _fields_of(cls_name)
     return None if fields is None else frozenset(n for n in fields if not n.startswith("_"))
+
+
+_SCALARS = ("bool", "int", "float", "str")
+
+
+def field_types(cls_name: str) -> dict[str, frozenset[str]] | None:
+    """Field -> the scalar types its annotation admits (empty set: not a plain scalar, left unchecked)."""
+    fields = _fields_of(cls_name)
+    if fields is None:
+        return None
+    out = {}
+    for name, ann in fields.items():
+        if name.startswith("_"):
+            continue
+        words = set(ann.replace("[", " ").replace("]", " ").replace("|", " ").replace(",", " ").split())
+        if words & {"Any", "dict", "list", "Dict", "List", "Callable", "tuple", "Tuple"} or "Literal" in ann:
+            out[name] = frozenset()  # containers, Literal and Any: TRL itself checks them
+            continue
+        if "str" in words and "Enum" not in ann and not words & {"float", "int"}:
+            out[name] = frozenset({"str"})
+            continue
+        out[name] = frozenset(w for w in _SCALARS if w in words)
+    return out
+
+
+def _as(value, types_: frozenset[str], where: str):
+    if not types_ or value is None:
+        return value
+    if isinstance(value, bool):
+        if "bool" in types_:
+            return value
+        raise ValueError(f"{where}: expected {' or '.join(sorted(types_))}, got bool {value!r}")
+    if isinstance(value, (int, float)):
+        if "int" in types_ and isinstance(value, int):
+            return value
+        if "float" in types_:
+            return float(value)
+        if "int" in types_ and float(value).is_integer():
+            return int(value)
+        if "str" in types_:
+            return value  # e.g. a str-or-enum field given a number: TRL decides
+        raise ValueError(f"{where}: expected {' or '.join(sorted(types_))}, got {type(value).__name__} {value!r}")
+    if isinstance(value, str):
+        if "float" in types_ or "int" in types_:
+            try:
+                x = float(value)
+            except ValueError:
+                x = None
+            if x is not None:
+                if "int" in types_ and x.is_integer() and "float" not in types_:
+                    return int(x)
+                if "float" in types_:
+                    return x
+            if "str" in types_:
+                return value
+            raise ValueError(f"{where}: expected {' or '.join(sorted(types_))}, got str {value!r}")
+        if types_ == {"bool"}:
+            raise ValueError(f"{where}: expected bool (true/false), got str {value!r}")
+    return value
+
+
+def convert(cls_name: str, kwargs: dict, where: str) -> dict:
+    """``kwargs`` with each scalar checked and converted to its TRL field's type; ValueError names the key."""
+    types_ = field_types(cls_name)
+    if types_ is None:
+        return dict(kwargs)
+    return {k: _as(v, types_.get(k, frozenset()), f"{where}.{k}") for k, v in kwargs.items()}
 
 
 def unknown_keys(cls_name: str, keys) -> tuple[list[str], frozenset[str] | None]:

@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 
 from autoif_lib import envinfo, io  # noqa: E402
 from autoif_lib.sandbox import Sandbox, SandboxConfig  # noqa: E402
-from autoif_lib.sandbox_guards import classify, describe_exception  # noqa: E402
+from autoif_lib.sandbox.guards import classify, describe_exception  # noqa: E402
 
 DETAIL_CHARS = SandboxConfig().max_detail_chars
 

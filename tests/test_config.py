@@ -9,14 +9,15 @@ from dataclasses import dataclass
 
 import pytest
 
-from autoif_lib.config import ParamsError, build, load_recipe, param
+from autoif_lib.params import ParamsError, build, param
+from autoif_lib.recipes import load_recipe
 from autoif_lib.models.spec import ModelSpec
-from autoif_lib.stages import STAGES
+from autoif_lib.autoif.pipeline import STAGES
 
 
 def test_shipped_recipes_load(root):
     for name in ("quickstart", "smoke"):
-        r = load_recipe(root / "params" / f"{name}.yaml")
+        r = load_recipe(root / "params" / "autoif" / f"{name}.yaml")
         assert r.experiment == name
         assert set(r.stages) == set(STAGES)
         assert r.run_id.startswith(name + "-")
@@ -27,10 +28,10 @@ def test_shipped_recipes_load(root):
 
 
 def test_same_params_same_run_id_and_changes_give_new_one(root, write_yaml):
-    a = load_recipe(root / "params" / "smoke.yaml")
-    b = load_recipe(root / "params" / "smoke.yaml")
+    a = load_recipe(root / "params" / "autoif" / "smoke.yaml")
+    b = load_recipe(root / "params" / "autoif" / "smoke.yaml")
     assert a.run_id == b.run_id
-    c = load_recipe(write_yaml("base: $ROOT/params/smoke.yaml\nstages:\n  00_environment: {n_prompts: 3}\n"))
+    c = load_recipe(write_yaml("base: $ROOT/params/autoif/smoke.yaml\nstages:\n  00_environment: {n_prompts: 3}\n"))
     assert c.run_id != a.run_id and c.experiment == "smoke"
     assert c.stages["00_environment"].n_prompts == 3
     assert c.stages["00_environment"].max_new_tokens == a.stages["00_environment"].max_new_tokens
@@ -107,7 +108,7 @@ def test_cli_check_reports_key_quickly(write_yaml):
 def test_stage_defaults_are_the_quickstart_values(root):
     """A notebook opened by hand (no injection) runs on its defaults; they must be the quickstart's,
     or the stage it writes into the quickstart run would not match the recipe."""
-    r = load_recipe(root / "params" / "quickstart.yaml")
+    r = load_recipe(root / "params" / "autoif" / "quickstart.yaml")
     for name, cls in STAGES.items():
         default, quick = cls(), r.stages[name]
         diff = [f.name for f in dataclasses.fields(cls) if getattr(default, f.name) != getattr(quick, f.name)]

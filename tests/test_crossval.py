@@ -6,10 +6,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from autoif_lib import crossval
-from autoif_lib.config import ParamsError, build
-from autoif_lib.crossval import PRESETS, Rules, cross_validate
-from autoif_lib.stages import CrossValidateParams
+from autoif_lib.autoif import crossval
+from autoif_lib.params import ParamsError, build
+from autoif_lib.autoif.crossval import PRESETS, Rules, cross_validate
+from autoif_lib.autoif.stages import CrossValidateParams
 
 
 def V(s):

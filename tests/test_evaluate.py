@@ -8,7 +8,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from autoif_lib import evaluate  # noqa: E402
+from autoif_lib import evaluation as evaluate  # noqa: E402
+from autoif_lib.autoif import responses  # noqa: E402
 
 
 def _runner(functions, inputs):
@@ -25,12 +26,12 @@ def test_heldout_pairs_and_pass_rate():
     held = [{"id": "h0", "instruction": "Answer in lowercase.", "functions": [
         {"src": "def evaluate(r):\n    return r.islower()"}, {"src": "def evaluate(r):\n    return len(r) < 10"}]}]
     queries = [{"id": f"q{i}", "query": f"question {i}"} for i in range(5)]
-    pairs = evaluate.heldout_pairs(held, queries, 2, seed=0, layout="instruction_first")
+    pairs = responses.heldout_pairs(held, queries, 2, seed=0, layout="instruction_first")
     assert len(pairs) == 2 and all(p["prompt"].startswith("Answer in lowercase.") for p in pairs)
     res = evaluate.heldout_pass_rate(pairs, [["short"], ["Not Lower And Long"]], held, _runner)
-    assert res == {"n": 2, "mean_pass_rate": 0.5, "full_pass": 0.5}
+    assert res == {"n": 2, "mean_pass_rate": 0.5, "mean_pass_rate_se": 0.5, "full_pass": 0.5}
     assert evaluate.heldout_pass_rate([], [], held, _runner)["mean_pass_rate"] is None
-    assert evaluate.heldout_pairs(held, queries, 0, 0, "instruction_first") == []
+    assert responses.heldout_pairs(held, queries, 0, 0, "instruction_first") == []
 
 
 def test_comparison_table_and_plots():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autoif_lib import nli
+from autoif_lib.autoif import nli
 from autoif_lib.models import SamplingParams
 
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from autoif_lib.nbtools import notebook_has_outputs, sync_all
-from autoif_lib.runner import discover_notebooks
-from autoif_lib.stages import STAGES
+from autoif_lib.nbtools import notebook_has_outputs, stage_notebooks, sync_all
+from autoif_lib.pipeline import get_pipeline
+from autoif_lib.recipes import repo_root
 
-NOTEBOOKS = discover_notebooks()
+PIPE = get_pipeline("autoif")
+NOTEBOOKS = stage_notebooks(PIPE)
 
 
-def test_every_notebook_has_a_schema_and_vice_versa():
-    assert NOTEBOOKS, "no notebooks found"
-    assert set(NOTEBOOKS) == set(STAGES)
+def test_every_notebook_has_a_declared_stage_and_vice_versa():
+    on_disk = {p.stem for p in (repo_root() / PIPE.notebooks).glob("*.ipynb")}
+    assert on_disk == set(PIPE.order)
+    assert all(p.exists() for p in NOTEBOOKS.values())
 
 
 def test_parameters_cells_in_sync_with_schemas():
@@ -30,4 +32,4 @@ def test_notebook_shape(name):
     assert "parameters" in nb.cells[1].metadata.get("tags", [])
     assert nb.metadata["kernelspec"]["name"] == "autoif-workbench"
     src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    assert f'open_stage("{name}", globals())' in src and "ctx.finish(" in src
+    assert f'open_stage("autoif/{name}", globals())' in src and "ctx.finish(" in src

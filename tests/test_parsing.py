@@ -1,4 +1,4 @@
-"""Parsers for LLM completions in autoif_lib.parsing.
+"""Parsers for LLM completions in autoif_lib.autoif.parsing.
 
 Table-driven: each row is one input style, reject reason or coercion, written
 the way a weak (135M) or a chatty model actually answers. Pure functions, no
@@ -16,12 +16,11 @@ from collections import Counter
 
 import pytest
 
-from autoif_lib.parsing import (
+from autoif_lib.autoif.parsing import (
     REJECT_REASONS,
     ParsedSample,
     dedup,
     dedup_key,
-    mean_score,
     near_duplicate,
     normalize_instruction,
     parse_instruction_list,
@@ -496,7 +495,7 @@ def test_parse_string_list(text, expected):
     assert parse_string_list(text) == expected
 
 
-# ====================================================================== parse_score / mean_score
+# ====================================================================== parse_score
 
 
 @pytest.mark.parametrize("text, kwargs, expected", [
@@ -524,16 +523,6 @@ def test_parse_string_list(text, expected):
 ])
 def test_parse_score(text, kwargs, expected):
     assert parse_score(text, **kwargs) == expected
-
-
-@pytest.mark.parametrize("texts, expected", [
-    pytest.param(["Score: 8", "Score: 10"], (9.0, 0), id="all-parse"),
-    pytest.param(["Score: 8", "no idea", "Score: 42"], (8.0, 2), id="some-unparseable"),
-    pytest.param(["nothing", ""], (None, 2), id="none-parse"),
-    pytest.param([], (None, 0), id="empty"),
-])
-def test_mean_score(texts, expected):
-    assert mean_score(texts) == expected
 
 
 # ====================================================================== parse_nli_label

@@ -1,4 +1,4 @@
-"""Smoke run of every notebook, headless, with params/smoke.yaml: the whole pipeline on the embedded model.
+"""Smoke run of every notebook, headless, with params/autoif/smoke.yaml: the whole pipeline on the embedded model.
 
 Checks the files each stage promises, the data formats the trainers expect, that a second run skips
 everything quickly, and that `autoif status` sees a complete run.
@@ -12,14 +12,15 @@ import time
 import pytest
 
 from autoif_lib import io
-from autoif_lib.runner import discover_notebooks, list_runs, run_recipe
+from autoif_lib.pipeline import get_pipeline
+from autoif_lib.runner import list_runs, run_recipe
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory, root):
     out = tmp_path_factory.mktemp("smoke_outputs")
     t0 = time.time()
-    res = run_recipe(root / "params" / "smoke.yaml", outputs=str(out), progress=False, echo=lambda *_: None)
+    res = run_recipe(root / "params" / "autoif" / "smoke.yaml", outputs=str(out), progress=False, echo=lambda *_: None)
     first = time.time() - t0
     run = next(out.glob("smoke/smoke-*"))
     return {"res": res, "run": run, "first": first, "out": out}
@@ -33,7 +34,7 @@ def root():
 
 
 def test_every_stage_ran_and_is_complete(smoke_run):
-    assert smoke_run["res"] == {s: "ran" for s in discover_notebooks()}
+    assert smoke_run["res"] == {s: "ran" for s in get_pipeline("autoif").order}
     for stage in smoke_run["res"]:
         man = io.read_json(smoke_run["run"] / stage / "manifest.json")
         assert man["status"] == "complete" and (smoke_run["run"] / stage / "notebook.ipynb").exists()
@@ -81,7 +82,7 @@ def test_training_and_evaluation_outputs(smoke_run):
 
 def test_second_run_skips_everything_fast(smoke_run, root):
     t0 = time.time()
-    res = run_recipe(root / "params" / "smoke.yaml", outputs=str(smoke_run["out"]), progress=False,
+    res = run_recipe(root / "params" / "autoif" / "smoke.yaml", outputs=str(smoke_run["out"]), progress=False,
                      echo=lambda *_: None)
     assert set(res.values()) == {"skipped"}
     assert time.time() - t0 <= 0.1 * smoke_run["first"]

@@ -1,4 +1,4 @@
-"""autoif_lib.report: funnel arithmetic, plots (headless, Agg), record HTML and the widget pager."""
+"""autoif_lib.reporting: funnel arithmetic, plots (headless, Agg), record HTML and the widget pager."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from autoif_lib import report  # noqa: E402
-from autoif_lib.report import Funnel, RecordBrowser  # noqa: E402
+from autoif_lib import reporting as report  # noqa: E402
+from autoif_lib.reporting import Funnel, RecordBrowser  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -115,8 +115,9 @@ def test_by_origin_and_origin_table():
 
 def _assert_png(fig, path):
     assert isinstance(fig, Figure)
-    out = report.save_png(fig, path)
-    assert out.read_bytes()[:8] == PNG_MAGIC
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    assert path.read_bytes()[:8] == PNG_MAGIC
 
 
 def test_plots_save_png(tmp_path):

@@ -29,7 +29,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from autoif_lib.sandbox import (
+from autoif_lib.sandbox.host import (
     DEFAULT_ALLOWED_IMPORTS,
     STATUSES,
     Sandbox,
@@ -466,8 +466,8 @@ def test_dead_fork_server_is_replaced(secret):
 
 FAIL_CLOSED_SCRIPT = r"""
 import importlib.util, json, os, sys, tempfile
-from autoif_lib import sandbox as S
-spec = importlib.util.spec_from_file_location("zygote", os.path.join(os.path.dirname(S.__file__), "_sandbox_child.py"))
+from autoif_lib.sandbox import host as S
+spec = importlib.util.spec_from_file_location("zygote", os.path.join(os.path.dirname(S.__file__), "server.py"))
 zygote = importlib.util.module_from_spec(spec); spec.loader.exec_module(zygote)
 base = tempfile.mkdtemp(); os.chmod(base, 0o711)
 cfg = {"timeout_s": 2.0, "grace_s": 5.0, "memory_mb": 256, "file_size_mb": 16, "allowed_imports": ["re"],

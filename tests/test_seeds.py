@@ -1,4 +1,4 @@
-"""Shipped seeds, queries and held-out responses, and the loaders in autoif_lib.seeds.
+"""Shipped seeds, queries and held-out responses, and the loaders in autoif_lib.autoif.seeds.
 
 Covers: the 36 seeds' schema and cases; every reference verifier agrees with
 its cases and held-out labels (in-process exec here, and through
@@ -17,7 +17,7 @@ from collections import Counter
 
 import pytest
 
-from autoif_lib.seeds import (
+from autoif_lib.autoif.seeds import (
     QUERY_REJECT_REASONS,
     load_heldout_responses,
     load_queries,
@@ -89,7 +89,7 @@ def test_verifiers_import_only_stdlib_text_modules(seeds):
 
 
 def test_verifiers_pass_the_sandbox_precheck(seeds):
-    policy = pytest.importorskip("autoif_lib.sandbox_policy")
+    policy = pytest.importorskip("autoif_lib.sandbox.policy")
     for s in seeds:
         assert policy.precheck(s["verifier"], allowed_imports=tuple(ALLOWED_IMPORTS)) is None, s["id"]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from autoif_lib import augment, backtranslate, prompts, verifiers
-from autoif_lib.report import Funnel
+from autoif_lib.autoif import augment, backtranslate, prompts, verifiers
+from autoif_lib.reporting import Funnel
 
 SEEDS = [{"id": "s1", "instruction": "Answer in all lowercase letters.", "origin": "seed",
           "verifier": "def evaluate(response):\n    return response == response.lower()",

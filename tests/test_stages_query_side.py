@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from autoif_lib import export, prompts, responses
+from autoif_lib.autoif import export, prompts, responses
 
 INSTR = [{"id": f"i{k}", "instruction": f"Rule number {k}.", "origin": "seed"} for k in range(10)]
 QUERIES = [{"id": f"q{k}", "query": f"Question {k}?"} for k in range(30)]

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from autoif_lib import io, train
+from autoif_lib import io, scoring, train
 from autoif_lib.train import TrainJob
 
 
@@ -97,7 +97,7 @@ def test_online_reward_equals_sandbox_pass_rate():
     verifiers = [[LOWER, SHORT], [LOWER, SHORT], [LOWER, SHORT], [LOWER, BROKEN]]
     with Sandbox(SandboxConfig(timeout_s=2.0)) as box:
         runner = lambda f, i: box.run(f, i).verdicts  # noqa: E731
-        rewards = train.verifier_reward(runner)(prompts=[None] * 4, completions=completions, verifiers=verifiers)
+        rewards = scoring.verifier_reward(runner)(prompts=[None] * 4, completions=completions, verifiers=verifiers)
         # independently: the pass rate straight from the sandbox
         expected = []
         for c, fns in zip(completions, verifiers):
@@ -137,9 +137,9 @@ def test_online_dpo_loop_builds_pairs_from_pass_rates(tiny_model, tmp_path):
 
 
 def test_multi_gpu_recipe_gives_accelerate_command(root, tmp_path):
-    from autoif_lib.config import load_recipe
+    from autoif_lib.recipes import load_recipe
 
-    r = load_recipe(root / "params" / "paper_qwen2_7b_strong_to_weak.yaml")
+    r = load_recipe(root / "params" / "autoif" / "paper_qwen2_7b_strong_to_weak.yaml")
     p = r.stages["08_sft"]
     assert p.num_gpus == 8 and p.sft["learning_rate"] == 7e-6
     job = tmp_path / "job.json"

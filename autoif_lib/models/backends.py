@@ -140,44 +140,40 @@ class TransformersBackend:
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
         new = out[:, enc["input_ids"].shape[1]:]
-        self.last_new_tokens = int((new != self.tokenizer.pad_token_id).sum())
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         return [truncate_at_stop(t, sp.stop) for t in texts]
 
 
-    def choice_logprobs(self, conversations: Sequence[Messages], choices: Sequence[str],
-                        batch_size: int | None = None) -> list[list[float]]:
+    def choice_logprobs(self, conversations: Sequence[Messages], choices: Sequence[str]) -> list[list[float]]:
         """Log-probability of each choice as the continuation of each conversation.
 
         Ranking fixed answers by likelihood (as lm-eval does for multiple choice) gets a usable
-        label out of a model too small to follow an output format.
+        label out of a model too small to follow an output format. Every (conversation, choice)
+        is scored alone, without padding: in bf16 a padded batch changes the matmul shapes and so
+        the numbers (AMX/AVX512-BF16 kernels differ by batch shape), and a judge's label must not
+        depend on which other rows share its batch. Log-softmax is taken in fp32.
         """
         torch = self.torch
         # "Label: " + "entailment" tokenizes as "Label:" + " entailment": score the choice with its
         # leading space and count only the tokens past the longest common prefix.
-        prefixes = [self.render(list(c)).rstrip() for c in conversations]
-        seqs = [(i, j, p, f"{p} {ch}") for i, p in enumerate(prefixes) for j, ch in enumerate(choices)]
-        out = [[0.0] * len(choices) for _ in prefixes]
-        bs = batch_size or self.spec.batch_size
-        side = self.tokenizer.padding_side
-        self.tokenizer.padding_side = "right"  # positions of the choice tokens stay aligned
-        try:
-            for k in range(0, len(seqs), bs):
-                chunk = seqs[k:k + bs]
-                enc = self.tokenizer([full for *_, full in chunk], return_tensors="pt", padding=True,
-                                     add_special_tokens=False).to(self.device)
+        out = []
+        for conv in conversations:
+            prefix = self.render(list(conv)).rstrip()
+            p_ids = self.tokenizer(prefix, add_special_tokens=False)["input_ids"]
+            row = []
+            for ch in choices:
+                ids = self.tokenizer(f"{prefix} {ch}", return_tensors="pt", add_special_tokens=False)["input_ids"]
+                ids = ids.to(self.device)
+                n_full = ids.shape[1]
+                n_prefix = 0
+                while n_prefix < min(len(p_ids), n_full - 1) and p_ids[n_prefix] == int(ids[0, n_prefix]):
+                    n_prefix += 1
+                n_prefix = max(1, n_prefix)  # the first token has no prediction to score
                 with torch.inference_mode():
-                    logp = torch.log_softmax(self.model(**enc).logits.float(), dim=-1)
-                for row, (i, j, prefix, full) in enumerate(chunk):
-                    p_ids = self.tokenizer(prefix, add_special_tokens=False)["input_ids"]
-                    n_full = int(enc["attention_mask"][row].sum())
-                    ids = enc["input_ids"][row]
-                    n_prefix = 0
-                    while n_prefix < min(len(p_ids), n_full) and p_ids[n_prefix] == int(ids[n_prefix]):
-                        n_prefix += 1
-                    out[i][j] = float(sum(logp[row, t - 1, ids[t]] for t in range(n_prefix, n_full)))
-        finally:
-            self.tokenizer.padding_side = side
+                    logits = self.model(input_ids=ids).logits[0, n_prefix - 1:n_full - 1].float()
+                logp = torch.log_softmax(logits, dim=-1)
+                row.append(float(logp.gather(1, ids[0, n_prefix:n_full, None]).sum()))
+            out.append(row)
         return out
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-from ..config import param
+from ..params import param
 
 EMBEDDED = "embedded"  # model name that resolves to the SmolLM2-135M-Instruct shipped in a wheel
 
@@ -48,3 +49,11 @@ class SamplingParams:
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0
+
+    @classmethod
+    def of(cls, stage_params, **override) -> "SamplingParams":
+        """Sampling settings from a stage's params: every field both share (temperature, top_p,
+        max_new_tokens, repetition_penalty, seed), then ``override`` (e.g. ``n=p.n_samples``)."""
+        vals = {f.name: getattr(stage_params, f.name) for f in dataclasses.fields(cls) if hasattr(stage_params, f.name)}
+        vals.update(override)
+        return cls(**vals)

@@ -1,0 +1,102 @@
+"""Stage 04: back-translate kept functions into instructions and filter by NLI consistency.
+
+The model reads the ``n_functions`` most accurate kept functions of an
+instruction (the reference code takes the first three listed) and writes the
+instruction each one checks. An NLI backend compares original (premise) and
+back-translation (hypothesis); the instruction is dropped when more than
+``max_contradictions`` back-translations contradict it (reference: any).
+Neutral passes. An unparseable judgement is counted and treated as not
+contradicting (the filter removes evidence of conflict, not absence of evidence);
+an instruction with no readable back-translation is kept unless
+``drop_unparsed`` (the reference code drops it).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Sequence
+
+from . import parsing, prompts
+
+
+def select_functions(record: dict, n: int) -> list[dict]:
+    """The ``n`` most accurate functions; ties keep their order (stable sort)."""
+    return sorted(record["functions"], key=lambda f: -f.get("accuracy", 0.0))[:n]
+
+
+def strip_docs(src: str) -> str:
+    """The code without docstrings and comments.
+
+    A docstring often restates the instruction ("Every word starts with B"); left in, the
+    back-translation could copy it and the consistency check would test nothing. Shorter
+    prompts are also much cheaper. Unparseable code is returned unchanged.
+    """
+    import ast
+
+    try:
+        tree = ast.parse(src)
+    except (SyntaxError, ValueError, RecursionError):
+        return src
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.unparse(tree)
+
+
+def build_requests(records: Sequence[dict], n: int) -> list[list[dict]]:
+    return [prompts.backtranslate([strip_docs(f["src"]) for f in select_functions(r, n)]) for r in records]
+
+
+def parse_backtranslations(text: str, n_expected: int) -> tuple[list[str], str | None]:
+    """Back-translated instructions from one reply; a reason when none could be read."""
+    items = [parsing.normalize_instruction(x) for x in parsing.parse_string_list(text)]
+    items = [x for x in items if len(x.split()) >= 3][:n_expected]
+    return items, (None if items else "no_backtranslation")
+
+
+def pairs_for(records: Sequence[dict], backs: Sequence[list[str]]) -> list[tuple[int, str, str]]:
+    """(record index, premise, hypothesis) for every back-translation."""
+    return [(i, r["instruction"], b) for i, (r, bs) in enumerate(zip(records, backs)) for b in bs]
+
+
+def apply_filter(records: Sequence[dict], backs: Sequence[list[str]], labels_by_record: Sequence[list],
+                 max_contradictions: int = 0, drop_unparsed: bool = False) -> dict:
+    """Attach back-translations and labels; split into kept and rejected with reasons."""
+    kept, rejected = [], []
+    rejects: Counter = Counter()
+    label_counts: Counter = Counter()
+    for rec, bs, labels in zip(records, backs, labels_by_record):
+        label_counts.update(str(l) for l in labels)
+        out = dict(rec, back_translations=[{"text": b, "nli": l} for b, l in zip(bs, labels)])
+        n_contra = sum(1 for l in labels if l == "contradiction")
+        if not bs and drop_unparsed:
+            rejects["no_backtranslation"] += 1
+            rejected.append(dict(out, reject="no_backtranslation"))
+        elif n_contra > max_contradictions:
+            rejects["nli_contradiction"] += 1
+            rejected.append(dict(out, reject="nli_contradiction"))
+        else:
+            kept.append(out)
+    return {"kept": kept, "rejected": rejected, "rejects": rejects, "labels": label_counts}
+
+
+def group_labels(n_records: int, pairs: Sequence[tuple[int, str, str]], labels: Sequence) -> list[list]:
+    out: list[list] = [[] for _ in range(n_records)]
+    for (i, _, _), label in zip(pairs, labels):
+        out[i].append(label)
+    return out
+
+
+def funnel(records: Sequence[dict], parsed: Sequence[tuple[list[str], str | None]], res: dict):
+    from ..reporting import Funnel
+
+    f = Funnel("back-translation")
+    readable = sum(1 for b, _ in parsed if b)
+    f.step("instructions → readable back-translation", len(records), readable,
+           {"no_backtranslation": len(records) - readable},
+           note="unreadable ones are kept unless drop_unparsed")
+    f.step("instructions → consistent (NLI)", len(records), len(res["kept"]), dict(res["rejects"]))
+    return f

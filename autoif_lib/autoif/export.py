@@ -1,0 +1,116 @@
+"""Stage 07: training data in the formats trainers read, plus a held-out split and a dataset card.
+
+* SFT: TRL conversational (``{"messages": [...]}``) and LLaMA-Factory alpaca
+  (``instruction/input/output/history``). The user turn is the one the response
+  was generated and verified for (``prompt`` of stage 05), so the layout of
+  instruction and query is the same in generation and training.
+* Query-level DPO pairs: chosen pass rate >= ``chosen_min`` (paper: 0.5),
+  rejected pass rate <= ``rejected_max`` (paper: 0), at most ``max_pairs`` per
+  prompt, seeded. Optionally instruction-level pairs: the instruction as the
+  prompt, a test case its functions pass vs one they fail.
+* TRL preference format (conversational ``prompt``/``chosen``/``rejected``) and
+  LLaMA-Factory's (``instruction/input/chosen/rejected`` + ``dataset_info.json``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import Sequence
+
+from ..io import stable_hash
+from ..scoring import preference_pairs as dpo_pairs  # noqa: F401  (query-level pairs: the shared rule)
+from ..train import preference_records as dpo_trl  # noqa: F401  (TRL's conversational format)
+
+
+def sft_messages(records: Sequence[dict]) -> list[dict]:
+    return [{"messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["response"]}],
+             "instruction_id": r["instruction_id"], "query_id": r["query_id"]} for r in records]
+
+
+def sft_alpaca(records: Sequence[dict]) -> list[dict]:
+    return [{"instruction": r["prompt"], "input": "", "output": r["response"], "history": []} for r in records]
+
+
+def instruction_pairs(instructions: Sequence[dict], max_pairs: int = 2, seed: int = 0) -> list[dict]:
+    """Instruction-level pairs: prompt = the instruction, chosen = a passing case, rejected = a failing one."""
+    pairs = []
+    for ins in instructions:
+        good = [c["input"] for c in ins.get("cases", []) if c["output"] is True and c["input"].strip()]
+        bad = [c["input"] for c in ins.get("cases", []) if c["output"] is False and c["input"].strip()]
+        combos = list(itertools.product(good, bad))
+        rng = random.Random(int(stable_hash([seed, ins["id"]], 8), 16))
+        for g, b in rng.sample(combos, min(max_pairs, len(combos))):
+            pairs.append({"prompt": ins["instruction"], "chosen": g, "rejected": b, "chosen_pass_rate": 1.0,
+                          "rejected_pass_rate": 0.0, "instruction_id": ins["id"], "level": "instruction"})
+    return pairs
+
+
+def dpo_llamafactory(pairs: Sequence[dict]) -> list[dict]:
+    return [{"instruction": p["prompt"], "input": "", "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
+
+
+def llamafactory_dataset_info(prefix: str = "autoif") -> dict:
+    """``dataset_info.json`` entries so LLaMA-Factory finds both files in this folder."""
+    return {
+        f"{prefix}_sft": {"file_name": "sft_alpaca.json",
+                          "columns": {"prompt": "instruction", "query": "input", "response": "output", "history": "history"}},
+        f"{prefix}_dpo": {"file_name": "dpo_llamafactory.json", "ranking": True,
+                          "columns": {"prompt": "instruction", "query": "input", "chosen": "chosen", "rejected": "rejected"}},
+    }
+
+
+def online_prompts(instructions: Sequence[dict], pairs: Sequence[dict]) -> list[dict]:
+    """Prompts for online DPO (stage 10): each (instruction, query) turn with its functions."""
+    fns = {i["id"]: [f["src"] for f in i["functions"]] for i in instructions}
+    seen, out = set(), []
+    for p in pairs:
+        if p["prompt"] in seen or not fns.get(p["instruction_id"]):
+            continue
+        seen.add(p["prompt"])
+        out.append({"prompt": [{"role": "user", "content": p["prompt"]}], "instruction_id": p["instruction_id"],
+                    "verifiers": fns[p["instruction_id"]]})
+    return out
+
+
+def dataset_card(counts: dict, settings: dict, files: dict) -> str:
+    """A README.md next to the files: how the data was made, stage by stage."""
+    lines = ["# AutoIF dataset", "",
+             "Self-generated, execution-verified instruction-following data made with the AutoIF workbench.", "",
+             "## Files", ""]
+    lines += [f"- `{name}`: {desc}" for name, desc in files.items()]
+    lines += ["", "## Counts per stage", "", "| stage | count |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in counts.items()]
+    lines += ["", "## Settings", "", "| setting | value |", "|---|---|"]
+    lines += [f"| {k} | `{v}` |" for k, v in settings.items()]
+    lines += ["", "The user turn is built once by `prompts.combine_turn` with the layout above and used both to",
+              "generate the verified responses and in the training files.", ""]
+    return "\n".join(lines)
+
+
+FILES = {"sft_messages.jsonl": "SFT, TRL conversational", "sft_alpaca.json": "SFT, LLaMA-Factory alpaca",
+         "dpo_trl.jsonl": "DPO, TRL conversational preference", "dpo_llamafactory.json": "DPO, LLaMA-Factory (ranking)",
+         "dataset_info.json": "LLaMA-Factory dataset registry", "heldout.jsonl": "held-out instructions with functions",
+         "online_prompts.jsonl": "online-DPO prompts with their verification functions"}
+
+
+def write_card(ctx, n_sft: int, n_dpo: int, n_online: int, n_heldout: int, layout: str) -> dict:
+    """The dataset card (README.md) and its counts, read from the declared upstreams' metrics and params."""
+    m = {s: ctx.upstream_metrics(s) for s in ("01_augment", "03_cross_validate", "04_backtranslate",
+                                              "05_responses", "06_verify_score")}
+    counts = {"instructions after augmentation": m["01_augment"]["n_instructions"],
+              "instructions after cross-validation": m["03_cross_validate"]["n_kept"],
+              "instructions after back-translation/NLI": m["04_backtranslate"]["n_kept"],
+              "held-out instructions": n_heldout, "(instruction, query) pairs": m["05_responses"]["n_pairs"],
+              "responses": m["06_verify_score"]["n_responses"],
+              "responses passing verifiers": m["06_verify_score"]["n_passed"],
+              "SFT examples": n_sft, "DPO pairs": n_dpo, "online-DPO prompts": n_online}
+    p3, p6, p5 = (ctx.upstream_params(s) for s in ("03_cross_validate", "06_verify_score", "05_responses"))
+    settings = {"03_cross_validate.preset": p3["preset"],
+                **{f"06_verify_score.{k}": p6[k] for k in ("pass_threshold", "run_judge", "score_threshold")},
+                "supervisor": p5["supervisor"]["model"], "layout": layout, "seed": ctx.p.seed,
+                "dpo": f"chosen >= {ctx.p.chosen_min_pass}, rejected <= {ctx.p.rejected_max_pass}, "
+                       f"<= {ctx.p.max_pairs_per_prompt} per prompt"}
+    ctx.write_json("card_counts.json", counts)
+    ctx.write_text("README.md", dataset_card(counts, settings, FILES))
+    return counts

@@ -1,0 +1,105 @@
+"""Stages 05-06: pair instructions with queries, sample responses, verify by execution, judge quality.
+
+Pure over records; the sandbox runner and the generator are passed in.
+
+* ``split_heldout``: a seeded share of the instructions is held out for evaluation
+  (never paired with training queries);
+* ``pair``: each remaining instruction gets M seeded queries; the user turn is
+  built once (``prompts.combine_turn``) and reused verbatim by the export;
+* ``pass_rates`` (``autoif_lib.scoring``): every response through every kept function of its
+  instruction; pass rate = mean over functions, errors counting as failures;
+* ``judge_requests`` / ``attach_scores``: an LLM quality judgment ending in
+  ``Score: N``, n judgments averaged; unparseable ones are counted.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from typing import Sequence
+
+from ..io import stable_hash
+from ..judge import parse_score
+from ..scoring import keep_by_pass_rate, pass_rates  # noqa: F401  (the shared verifier-scoring rule)
+from . import prompts
+
+
+def split_heldout(instructions: Sequence[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """(train, heldout): a seeded ``fraction`` held out, at least one when there are two or more."""
+    if fraction <= 0 or len(instructions) < 2:
+        return list(instructions), []
+    n = min(len(instructions) - 1, max(1, round(fraction * len(instructions))))
+    ids = {r["id"] for r in random.Random(seed).sample(list(instructions), n)}
+    return [r for r in instructions if r["id"] not in ids], [r for r in instructions if r["id"] in ids]
+
+
+def pair(instructions: Sequence[dict], queries: Sequence[dict], m: int, seed: int,
+         layout: str = "instruction_first") -> list[dict]:
+    """Each instruction with ``m`` queries sampled for it (seeded by seed and instruction id)."""
+    pairs = []
+    for ins in instructions:
+        rng = random.Random(int(stable_hash([seed, ins["id"]], 8), 16))
+        for q in rng.sample(list(queries), min(m, len(queries))):
+            pairs.append({"pair_id": f"{ins['id']}__{q['id']}", "instruction_id": ins["id"],
+                          "instruction": ins["instruction"], "origin": ins.get("origin"),
+                          "query_id": q["id"], "query": q["query"], "layout": layout,
+                          "prompt": prompts.combine_turn(ins["instruction"], q["query"], layout)})
+    return pairs
+
+
+def response_requests(pairs: Sequence[dict]) -> list[list[dict]]:
+    return [[{"role": "user", "content": p["prompt"]}] for p in pairs]
+
+
+def judge_requests(records: Sequence[dict], style: str = "reasoned") -> list[list[dict]]:
+    """``reasoned``: analysis, then ``Score: N`` (the paper). ``score_only``: the reply is primed with
+    ``Score: `` so a small model gives a number at once (its analysis is noise anyway)."""
+    reqs = [prompts.quality_judge(r["instruction"], r["query"], r["response"]) for r in records]
+    if style == "score_only":
+        reqs = [m + [{"role": "assistant", "content": "Score: "}] for m in reqs]
+    elif style != "reasoned":
+        raise ValueError(f"unknown judge style {style!r}; use reasoned or score_only")
+    return reqs
+
+
+def attach_scores(records: Sequence[dict], judgments: Sequence[Sequence[str]]) -> list[dict]:
+    out = []
+    for r, texts in zip(records, judgments):
+        scores = [parse_score(t) for t in texts]
+        valid = [s for s in scores if s is not None]
+        out.append(dict(r, judge_scores=scores, judge_unparsed=len(scores) - len(valid),
+                        score=round(sum(valid) / len(valid), 3) if valid else None))
+    return out
+
+
+def keep_by_score(records: Sequence[dict], threshold: float, inclusive: bool = False) -> tuple[list[dict], Counter]:
+    kept, rejects = [], Counter()
+    for r in records:
+        s = r.get("score")
+        if s is None:
+            rejects["score_unparsed"] += 1
+        elif (s >= threshold if inclusive else s > threshold):
+            kept.append(r)
+        else:
+            rejects["score_below_threshold"] += 1
+    return kept, rejects
+
+
+def funnel(pairs: Sequence[dict], scored: Sequence[dict], passed: Sequence[dict], judged_kept: Sequence[dict],
+           judge_rejects: Counter, pass_threshold: float, judged: bool):
+    from ..reporting import Funnel
+
+    f = Funnel("responses")
+    n = len(scored)
+    f.step("pairs × K → responses", n, n, note=f"{len(pairs)} (instruction, query) pairs")
+    empty = sum(1 for r in scored if not r["response"].strip())
+    f.step(f"responses → pass rate > {pass_threshold}", n, len(passed),
+           {"below_pass_threshold": n - len(passed) - empty, "empty_response": empty})
+    if judged:
+        f.step("passed → judge score kept", len(passed), len(judged_kept), dict(judge_rejects))
+    return f
+
+
+def heldout_pairs(heldout: Sequence[dict], queries: Sequence[dict], m: int, seed: int, layout: str) -> list[dict]:
+    """Held-out instructions with queries they were never trained on (same layout as training)."""
+    return pair(heldout, queries, m, seed + 1, layout) if m else []

@@ -1,0 +1,265 @@
+"""AutoIF's stage params: one frozen dataclass per numbered notebook (``notebooks/autoif/``).
+
+A notebook's ``parameters`` cell mirrors its dataclass field for field (a test
+keeps them in sync, ``autoif sync-notebooks`` rewrites the cells from here),
+so the cell is the stage's whole interface and this file is its typed schema.
+Upstreams and products are declared next door, in ``pipeline.py``.
+Defaults are the quickstart values: a notebook opened in JupyterLab with no
+injection runs on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..models.spec import ModelSpec
+from ..params import param
+from ..pipeline import StageParams
+
+# The embedded model, batched for CPU: the default supervisor of every stage.
+QUICKSTART_MODEL = ModelSpec(batch_size=16)
+
+
+@dataclass(frozen=True)
+class EnvironmentParams(StageParams):
+    """00_environment: backends and devices found, the model answering a few prompts, throughput."""
+
+    supervisor: ModelSpec = param(QUICKSTART_MODEL, "generation model: backend + hub id / local path ('embedded' is the shipped SmolLM2)")
+    n_prompts: int = param(3, "how many demo prompts the model answers", min=1, max=20)
+    max_new_tokens: int = param(64, "new tokens per demo answer", min=1)
+    temperature: float = param(0.0, "sampling temperature for the demo answers (0 is greedy)", min=0.0)
+    repetition_penalty: float = param(1.2, "keeps a 135M model out of loops", min=0.5, max=3.0)
+    throughput_batch: int = param(8, "prompts in the throughput measurement", min=1)
+    throughput_tokens: int = param(32, "new tokens per prompt in the throughput measurement", min=1)
+
+
+@dataclass(frozen=True)
+class SandboxFields:
+    """How generated verification code is executed (see autoif_lib.sandbox)."""
+
+    exec_timeout_s: float = param(2.0, "wall-clock limit per verifier call, seconds", min=0.05, max=60)
+    exec_memory_mb: int = param(512, "address-space cap of a verifier process, MiB", min=64)
+    non_bool: Literal["strict", "coerce"] = param(
+        "strict", "strict: only real bools count; coerce: 'True'/'False' strings and 0/1 are accepted")
+
+
+@dataclass(frozen=True)
+class AugmentParams(StageParams):
+    """01_augment: self-instruct new verifiable instructions from the seeds."""
+
+    supervisor: ModelSpec = param(QUICKSTART_MODEL, "model that proposes instructions")
+    seeds_file: str = param("", "seed instructions (.txt one per line, or .jsonl); empty uses the 36 shipped seeds", path=True)
+    n_calls: int = param(4, "K prompts sent to the model (paper: 100)", min=1)
+    instructions_per_call: int = param(10, "new instructions asked for per call", min=1, max=100)
+    n_examples: int = param(8, "seed instructions shown per call (a seeded sample)", min=1)
+    temperature: float = param(0.9, "sampling temperature", min=0.0)
+    top_p: float = param(0.95, "nucleus sampling mass", min=0.0, max=1.0)
+    max_new_tokens: int = param(256, "tokens per call", min=16)
+    repetition_penalty: float = param(1.15, "keeps a small model from repeating one line", min=0.5, max=3.0)
+    near_dup_threshold: float = param(0.85, "drop an instruction this similar to an earlier one (0-1)", min=0.0, max=1.0)
+    max_new_instructions: int = param(0, "cap on new instructions kept (0: no cap)", min=0)
+
+
+@dataclass(frozen=True)
+class VerifiersParams(StageParams):
+    """02_verifiers: K samples per instruction of an evaluate() function plus test cases."""
+
+    supervisor: ModelSpec = param(QUICKSTART_MODEL, "model that writes verification functions")
+    n_samples: int = param(2, "K samples per instruction (paper's sample data: 8)", min=1)
+    cases_per_sample: int = param(4, "test cases asked for per sample", min=1, max=50)
+    max_instructions: int = param(0, "use at most this many instructions: a seeded mix of seeds and new ones (0: all)", min=0)
+    temperature: float = param(0.7, "sampling temperature", min=0.0)
+    top_p: float = param(0.95, "nucleus sampling mass", min=0.0, max=1.0)
+    max_new_tokens: int = param(128, "tokens per sample", min=32)
+    repetition_penalty: float = param(1.1, "repetition penalty", min=0.5, max=3.0)
+    add_reference_verifiers: bool = param(
+        True, "add the seeds' hand-written verifiers and cases to the pool (labelled origin: reference)")
+
+
+@dataclass(frozen=True)
+class CrossValidateParams(StageParams, SandboxFields):
+    """03_cross_validate: run every function on every case in the sandbox; keep what agrees."""
+
+    preset: Literal["paper", "reference", "custom"] = param(
+        "paper", "paper: thresholds of the paper; reference: the released code's stricter rules; custom: the fields below")
+    min_functions_before: int = param(1, "custom: functions needed before filtering (reference: 3)", min=1)
+    min_cases_before: int = param(1, "custom: cases needed before filtering (reference: 10)", min=1)
+    case_rule: Literal["majority", "any"] = param("majority", "custom: keep a case by majority of functions or if any agrees")
+    case_agreement: float = param(0.5, "custom: majority rule keeps a case when more than this fraction agrees", min=0.0, max=1.0)
+    fn_accuracy: float = param(0.5, "custom: keep a function when its accuracy on kept cases is above this", min=0.0, max=1.0)
+    fn_accuracy_inclusive: bool = param(False, "custom: accept accuracy equal to the threshold (reference: true, at 0.8)")
+    min_functions_after: int = param(1, "custom: functions an instruction keeps at least", min=1)
+    min_cases_after: int = param(1, "custom: cases an instruction keeps at least", min=1)
+
+    def __post_init__(self):
+        if self.preset != "custom":
+            base = CrossValidateParams.__dataclass_fields__
+            changed = [f for f in ("min_functions_before", "min_cases_before", "case_rule", "case_agreement",
+                                   "fn_accuracy", "fn_accuracy_inclusive", "min_functions_after", "min_cases_after")
+                       if getattr(self, f) != base[f].default]
+            if changed:
+                raise ValueError(f"{', '.join(changed)}: only used with preset: custom (preset is {self.preset!r})")
+
+
+@dataclass(frozen=True)
+class BacktranslateParams(StageParams):
+    """04_backtranslate: write instructions back from kept functions; drop contradictions (NLI)."""
+
+    supervisor: ModelSpec = param(QUICKSTART_MODEL, "model that back-translates (and judges, with nli_backend llm)")
+    n_functions: int = param(3, "functions back-translated per instruction, most accurate first", min=1)
+    temperature: float = param(0.0, "sampling temperature for back-translation", min=0.0)
+    max_new_tokens: int = param(160, "tokens per back-translation reply", min=16)
+    repetition_penalty: float = param(1.1, "repetition penalty", min=0.5, max=3.0)
+    nli_backend: Literal["llm", "cross_encoder"] = param(
+        "llm", "llm: the supervisor judges entailment; cross_encoder: an NLI classifier (nli_model)")
+    nli_model: str = param("", "cross_encoder: hub id or folder, e.g. MoritzLaurer/mDeBERTa-v3-base-xnli-multilingual-nli-2mil7")
+    max_contradictions: int = param(0, "drop an instruction with more contradicting back-translations than this", min=0)
+    drop_unparsed: bool = param(False, "drop instructions whose back-translation cannot be read (reference: true)")
+
+    def __post_init__(self):
+        if self.nli_backend == "cross_encoder" and not self.nli_model:
+            raise ValueError("nli_model: required when nli_backend is cross_encoder")
+
+
+@dataclass(frozen=True)
+class ResponsesParams(StageParams):
+    """05_responses: pair kept instructions with user queries and sample K responses each."""
+
+    supervisor: ModelSpec = param(QUICKSTART_MODEL, "model that answers (the supervision model)")
+    queries_file: str = param("", "queries: ShareGPT JSON/JSONL, or JSONL with a text field; empty uses the shipped set", path=True)
+    queries_dataset: str = param("", "a hub dataset id instead of a file (needs hub access), e.g. anon8231489123/ShareGPT_Vicuna_unfiltered")
+    min_query_chars: int = param(20, "drop shorter queries (reference: 20)", min=0)
+    max_query_chars: int = param(300, "drop longer queries (reference: 300)", min=1)
+    heldout_fraction: float = param(0.2, "share of instructions held out for evaluation (never trained on)", min=0.0, max=0.9)
+    max_instructions: int = param(0, "use at most this many training instructions (0: all)", min=0)
+    queries_per_instruction: int = param(2, "M queries per instruction (paper: 16)", min=1)
+    responses_per_query: int = param(3, "K responses per (instruction, query) (paper: 8)", min=1)
+    layout: Literal["instruction_first", "query_first"] = param(
+        "instruction_first", "user turn layout, used for generation and for the exported training data alike")
+    temperature: float = param(0.7, "sampling temperature", min=0.0)
+    top_p: float = param(0.95, "nucleus sampling mass", min=0.0, max=1.0)
+    max_new_tokens: int = param(96, "tokens per response", min=8)
+    repetition_penalty: float = param(1.15, "repetition penalty", min=0.5, max=3.0)
+
+
+@dataclass(frozen=True)
+class VerifyScoreParams(StageParams, SandboxFields):
+    """06_verify_score: execution pass rates, then an LLM quality judgment 0-10."""
+
+    supervisor: ModelSpec = param(QUICKSTART_MODEL, "judge model")
+    pass_threshold: float = param(0.5, "keep a response whose pass rate is above this (paper 0.5; its Fig. 4 finds 0.8 best)", min=0.0, max=1.0)
+    pass_inclusive: bool = param(False, "accept a pass rate equal to the threshold")
+    run_judge: bool = param(True, "LLM quality judgment (false reproduces the 'w/o query quality' ablation)")
+    judge_style: Literal["reasoned", "score_only"] = param(
+        "score_only", "reasoned: analysis then 'Score: N' (paper); score_only: reply primed with 'Score: ' (small models)")
+    n_judgments: int = param(3, "judgments per response, averaged", min=1)
+    judge_temperature: float = param(0.7, "judge sampling temperature (use > 0 with n_judgments > 1)", min=0.0)
+    judge_max_new_tokens: int = param(4, "tokens per judgment (a reasoned judge needs ~256)", min=1)
+    score_threshold: float = param(8.0, "keep a response whose mean score is above this (reference: > 8)", min=0.0, max=10.0)
+    score_inclusive: bool = param(False, "accept a score equal to the threshold (the paper's wording)")
+
+
+@dataclass(frozen=True)
+class ExportParams(StageParams):
+    """07_export: SFT and DPO data for TRL and LLaMA-Factory, a held-out split and a dataset card."""
+
+    chosen_min_pass: float = param(0.5, "DPO chosen: pass rate at least this (paper: 0.5)", min=0.0, max=1.0)
+    rejected_max_pass: float = param(0.0, "DPO rejected: pass rate at most this (paper: 0)", min=0.0, max=1.0)
+    max_pairs_per_prompt: int = param(4, "DPO pairs per prompt at most (reference: 4)", min=1)
+    instruction_level_pairs: bool = param(False, "also add instruction-level pairs (passing vs failing test case)")
+    max_instruction_pairs: int = param(2, "instruction-level pairs per instruction at most", min=1)
+
+
+_LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear"}
+
+
+def _check_trl(obj, cls_name: str, key: str) -> None:
+    """A TRL config dict: real field names, values of the fields' types (converted in place)."""
+    import difflib
+
+    from ..trl_fields import convert, unknown_keys
+
+    kwargs = getattr(obj, key)
+    bad, fields = unknown_keys(cls_name, kwargs)
+    if bad:
+        close = difflib.get_close_matches(bad[0], sorted(fields or ()), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"{key}.{bad[0]}: not a field of trl {cls_name}{hint}")
+    for k in ("output_dir", "seed"):
+        if k in kwargs:
+            raise ValueError(f"{key}.{k}: set by the workbench (run folder, recipe seed)")
+    object.__setattr__(obj, key, convert(cls_name, kwargs, key))  # frozen: set once, while building
+
+
+@dataclass(frozen=True)
+class TrainFields:
+    """Shared by the training stages: the policy, full vs LoRA, one device vs many."""
+
+    base_model: str = param("embedded", "policy to train: hub id, local folder or 'embedded'. Equal to the supervisor: self-alignment; smaller: strong-to-weak")
+    use_lora: bool = param(False, "LoRA adapters (merged into the saved checkpoint) instead of full fine-tuning")
+    lora: dict = param(_LORA, "peft LoraConfig arguments, used when use_lora")
+    num_gpus: int = param(0, "0 or 1: train inside the kernel; more: accelerate launch with DeepSpeed ZeRO-3", min=0)
+    deepspeed_config: str = param("params/accelerate/zero3.json", "DeepSpeed config for num_gpus > 1", path=True)
+
+
+@dataclass(frozen=True)
+class SFTParams(StageParams, TrainFields):
+    """08_sft: supervised fine-tuning on the verified SFT data with TRL's SFTTrainer."""
+
+    max_examples: int = param(0, "use at most this many SFT examples (0: all)", min=0)
+    sft: dict = param({"learning_rate": 2e-5, "max_steps": 12, "per_device_train_batch_size": 4,
+                       "lr_scheduler_type": "linear", "warmup_steps": 2, "weight_decay": 0.1, "max_length": 384},
+                      "trl SFTConfig arguments, with TRL's own field names")
+
+    def __post_init__(self):
+        _check_trl(self, "SFTConfig", "sft")
+
+
+@dataclass(frozen=True)
+class DPOParams(StageParams, TrainFields):
+    """09_dpo: offline DPO on the verifier-ranked pairs with TRL's DPOTrainer."""
+
+    init_from: Literal["sft", "base"] = param("sft", "start from the SFT checkpoint (paper) or the base model")
+    max_pairs: int = param(0, "use at most this many pairs (0: all)", min=0)
+    dpo: dict = param({"learning_rate": 5e-6, "max_steps": 8, "per_device_train_batch_size": 4, "beta": 0.3,
+                       "lr_scheduler_type": "cosine", "warmup_steps": 0.1, "max_length": 384},
+                      "trl DPOConfig arguments, with TRL's own field names")
+
+    def __post_init__(self):
+        _check_trl(self, "DPOConfig", "dpo")
+
+
+@dataclass(frozen=True)
+class OnlineDPOParams(StageParams, TrainFields, SandboxFields):
+    """10_online_dpo: the policy samples, the verification functions score, DPO trains; N iterations."""
+
+    init_from: Literal["dpo", "sft", "base"] = param("dpo", "start from the offline-DPO checkpoint (paper), SFT or base")
+    method: Literal["trl", "loop"] = param("trl", "trl: OnlineDPOTrainer with a sandbox reward; loop: explicit sample-score-pair-DPO iterations")
+    iterations: int = param(1, "loop: sample-score-train iterations (the paper does not give N)", min=1)
+    samples_per_prompt: int = param(4, "loop: K samples per prompt (OnlineDPOTrainer always draws 2)", min=2)
+    temperature: float = param(0.8, "on-policy sampling temperature (paper: 0.8)", min=0.0)
+    max_new_tokens: int = param(48, "tokens per on-policy sample", min=4)
+    max_prompts: int = param(16, "use at most this many prompts (0: all)", min=0)
+    chosen_min_pass: float = param(0.5, "loop: chosen needs a pass rate at least this", min=0.0, max=1.0)
+    rejected_max_pass: float = param(0.0, "loop: rejected needs a pass rate at most this", min=0.0, max=1.0)
+    online: dict = param({"learning_rate": 5e-6, "max_steps": 4, "per_device_train_batch_size": 4, "beta": 0.3},
+                         "trl OnlineDPOConfig arguments (method trl) or DPOConfig arguments (method loop)")
+
+    def __post_init__(self):
+        _check_trl(self, "OnlineDPOConfig" if self.method == "trl" else "DPOConfig", "online")
+
+
+@dataclass(frozen=True)
+class EvaluateParams(StageParams, SandboxFields):
+    """11_evaluate: IFEval (four metrics, per type) and held-out verifier pass rate per checkpoint."""
+
+    base_model: str = param("embedded", "the untrained policy, compared with the trained checkpoints")
+    checkpoints: list[str] = param(["base", "sft", "dpo", "online_dpo"], "which to compare; a missing stage is skipped with a note",
+                                   choices=("base", "sft", "dpo", "online_dpo"))
+    generation: ModelSpec = param(QUICKSTART_MODEL, "backend for evaluation generation (its model field is replaced by each checkpoint)")
+    ifeval_source: str = param("builtin", "builtin (the canonical 541 prompts, offline), a JSONL path, or google/IFEval (hub)")
+    ifeval_subset: int = param(16, "a fixed, seeded subset of prompts for CPU runs (0: all 541)", min=0)
+    max_new_tokens: int = param(128, "tokens per IFEval response (greedy)", min=8)
+    heldout_queries: int = param(2, "queries per held-out instruction for the verifier pass rate", min=0)
+    heldout_max_new_tokens: int = param(96, "tokens per held-out response (greedy)", min=8)

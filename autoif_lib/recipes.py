@@ -1,0 +1,318 @@
+"""Recipes: YAML files resolved into one validated plan of typed stage params.
+
+A recipe (``params/<method>/<experiment>.yaml``) holds everything a run needs::
+
+    pipeline: autoif              # which method's stages (default autoif)
+    experiment: quickstart        # names outputs/<experiment>/
+    seed: 0
+    common:                       # injected into every stage that declares the key
+      supervisor: {backend: transformers, model: embedded}
+    stages:
+      00_environment: {n_prompts: 3}
+
+Composition. ``base: other.yaml`` (a path relative to this file) inherits another
+recipe, recursively; a cycle fails naming the files. Mappings merge deeply at every
+level, so ``dpo: {beta: 0.1}`` changes beta and keeps the base's learning rate.
+Two YAML tags say otherwise explicitly: ``dpo: !replace {beta: 0.1}`` replaces the
+whole mapping, ``warmup_steps: !delete`` removes a key the base set.
+
+The resolved recipe names, for every stage, the key of its output folder
+(``stage_keys``): a hash of the stage's own params, the fingerprints of the files
+its params name, and its upstreams' keys. Two recipes that agree on a stage and
+everything upstream of it share that stage's output on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import io
+from .params import ParamsError, build, check_value, resolve_path
+from .pipeline import RUNNER_KEYS, Pipeline, get_pipeline
+
+DEFAULT_PIPELINE = "autoif"
+_TOP_KEYS = {"pipeline", "experiment", "seed", "outputs", "description", "common", "stages", "base"}
+
+
+def repo_root() -> Path:
+    """The repository root: where ``params/`` and ``notebooks/`` live."""
+    env = os.environ.get("AUTOIF_ROOT")
+    if env:
+        return Path(env).resolve()
+    return Path(__file__).resolve().parent.parent
+
+
+# ---------------------------------------------------------------------------
+# stage keys: outputs addressed by their inputs
+# ---------------------------------------------------------------------------
+
+def _path_fields(params: Any) -> list[str]:
+    return [f.name for f in dataclasses.fields(params) if f.metadata.get("path")]
+
+
+def stage_key(pipeline: str, stage: str, params: Any, upstream_keys: Mapping[str, str], root: Path) -> str:
+    """Key of a stage's output folder: its params (without location keys), the files they name, its upstreams."""
+    d = dataclasses.asdict(params)
+    files = {}
+    for name in _path_fields(params):
+        value = getattr(params, name)
+        if value:
+            p = resolve_path(value, root)
+            files[name] = io.file_fingerprint(p) if p.exists() else "missing"
+    return io.stable_hash({"pipeline": pipeline, "stage": stage,
+                           "params": {k: v for k, v in d.items() if k not in RUNNER_KEYS},
+                           "files": files, "upstream": dict(sorted(upstream_keys.items()))})[:16]
+
+
+# ---------------------------------------------------------------------------
+# recipes
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Recipe:
+    """A loaded, validated recipe: one experiment, all stages' parameters resolved."""
+
+    path: Path
+    experiment: str
+    seed: int
+    outputs: Path
+    description: str
+    pipeline_name: str
+    stages: dict[str, Any]  # stage name -> frozen params dataclass (all stages, pipeline order)
+    raw: dict               # the merged recipe (base chain and overrides applied), for `autoif show`
+    chain: tuple[str, ...] = ()  # the files it was composed from, most basic first
+    root: Path = field(default_factory=repo_root)
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return get_pipeline(self.pipeline_name)
+
+    @property
+    def stage_keys(self) -> dict[str, str]:
+        keys: dict[str, str] = {}
+        for st in self.pipeline.stages:
+            keys[st.name] = stage_key(self.pipeline_name, st.name, self.stages[st.name],
+                                      {u: keys[u] for u in st.upstream}, self.root)
+        return keys
+
+    @property
+    def run_id(self) -> str:
+        """A run is its experiment plus the list of stage keys: same params, same run folder."""
+        return f"{self.experiment}-{io.stable_hash(self.stage_keys)[:8]}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.outputs / self.experiment / self.run_id
+
+    @property
+    def store(self) -> Path:
+        return self.outputs / "store" / self.pipeline_name
+
+    def stage_dir(self, stage: str, key: str | None = None) -> Path:
+        """Where a stage's outputs live: ``<outputs>/store/<pipeline>/<stage>/<key>``."""
+        return self.store / stage / (key or self.stage_keys[stage])
+
+    def stage_params(self, stage: str) -> dict:
+        """Flat dict for papermill injection (nested dataclasses become dicts)."""
+        return dataclasses.asdict(self.stages[stage])
+
+    def plan(self) -> dict:
+        """What ``recipe.json`` in the run folder records: stages in order with keys and upstreams."""
+        keys = self.stage_keys
+        return {"pipeline": self.pipeline_name, "experiment": self.experiment, "run_id": self.run_id,
+                "outputs": str(self.outputs), "params_file": str(self.path), "chain": list(self.chain),
+                "stages": {st.name: {"key": keys[st.name], "upstream": list(st.upstream),
+                                     "dir": str(self.stage_dir(st.name, keys[st.name]))}
+                           for st in self.pipeline.stages},
+                "resolved": self.raw}
+
+
+# ---------------------------------------------------------------------------
+# loading: YAML with !replace / !delete, base chains, deep merge
+# ---------------------------------------------------------------------------
+
+class Replace(dict):
+    """``!replace {...}``: this mapping replaces the base's instead of merging into it."""
+
+
+class _Delete:
+    def __repr__(self):
+        return "!delete"
+
+
+DELETE = _Delete()
+
+
+def _loader():
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def _replace(loader, node):
+        if not isinstance(node, yaml.MappingNode):
+            raise yaml.constructor.ConstructorError(None, None, "!replace applies to a mapping", node.start_mark)
+        return Replace(loader.construct_mapping(node, deep=True))
+
+    def _delete(loader, node):
+        return DELETE
+
+    Loader.add_constructor("!replace", _replace)
+    Loader.add_constructor("!delete", _delete)
+    return Loader
+
+
+def _load_yaml(path: Path) -> dict:
+    import yaml
+
+    if not path.exists():
+        raise ParamsError(f"{path}: params file not found")
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_loader())
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML: {e}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _plain(v: Any) -> Any:
+    """Drop merge markers: a Replace becomes a dict, deleted keys disappear."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items() if x is not DELETE}
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    return v
+
+
+def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict:
+    """Deep merge: mappings merge key by key; ``Replace`` replaces; ``DELETE`` removes; the rest overrides."""
+    out = dict(base)
+    for k, v in over.items():
+        if v is DELETE:
+            out.pop(k, None)
+        elif isinstance(v, Replace):
+            out[k] = _plain(dict(v))
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = _plain(v)
+    return out
+
+
+def resolve_chain(path: Path, _stack: tuple[Path, ...] = ()) -> tuple[dict, tuple[Path, ...]]:
+    """The recipe at ``path`` with its ``base:`` chain merged in (recursively); and the chain's files."""
+    path = Path(path).resolve() if Path(path).exists() else Path(path)
+    if path in _stack:
+        cycle = " -> ".join(str(p) for p in (*_stack[_stack.index(path):], path))
+        raise ParamsError(f"{_stack[0]}: base: cycle: {cycle}")
+    data = _load_yaml(path)
+    base = data.pop("base", None)
+    if base is None:
+        return _plain(data), (*_stack, path)[len(_stack):]
+    if not isinstance(base, str):
+        raise ParamsError(f"{path}: base: expected a file name, got {base!r}")
+    base_path = resolve_path(base, path.parent)
+    if not base_path.exists():
+        raise ParamsError(f"{path}: base: file not found: {base!r} (looked at {base_path})")
+    parent, chain = resolve_chain(base_path, (*_stack, path))
+    return merge(parent, data), (*chain, path)
+
+
+def load_recipe(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None,
+                root: Path | None = None) -> Recipe:
+    """Load and validate a recipe YAML; raise ParamsError naming file and key path.
+
+    ``base: other.yaml`` inherits another recipe (ablations are lists of overrides);
+    ``overrides`` is a dict in the same shape as the file, applied last.
+    """
+    path = Path(path)
+    root = root or repo_root()
+    data, chain = resolve_chain(path)
+    if overrides:
+        data = merge(data, dict(overrides))
+    where = str(path)
+    try:
+        for key in data:
+            if key not in _TOP_KEYS:
+                close = difflib.get_close_matches(str(key), sorted(_TOP_KEYS), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ParamsError(f"{key}: unknown top-level key{hint}")
+        pipeline_name = data.get("pipeline", DEFAULT_PIPELINE)
+        if not isinstance(pipeline_name, str):
+            raise ParamsError(f"pipeline: expected a name, got {pipeline_name!r}")
+        STAGES = get_pipeline(pipeline_name).params_classes()
+        experiment = data.get("experiment")
+        if not isinstance(experiment, str) or not experiment.replace("-", "").replace("_", "").isalnum():
+            raise ParamsError(f"experiment: required, letters/digits/-/_ only, got {experiment!r}")
+        seed = check_value(data.get("seed", 0), int, "seed", root)
+        outputs = check_value(data.get("outputs", "outputs"), str, "outputs", root)
+        description = check_value(data.get("description", ""), str, "description", root)
+        common = data.get("common") or {}
+        if not isinstance(common, dict):
+            raise ParamsError(f"common: expected a mapping, got {type(common).__name__}")
+        stages_raw = data.get("stages") or {}
+        if not isinstance(stages_raw, dict):
+            raise ParamsError(f"stages: expected a mapping, got {type(stages_raw).__name__}")
+        for name in stages_raw:
+            if name not in STAGES:
+                close = difflib.get_close_matches(str(name), list(STAGES), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ParamsError(f"stages.{name}: unknown stage{hint}; known: {', '.join(STAGES)}")
+        # A common key must be declared by at least one stage, else it is a typo.
+        declared = {f.name for cls in STAGES.values() for f in dataclasses.fields(cls)}
+        for key in common:
+            if key not in declared:
+                close = difflib.get_close_matches(str(key), sorted(declared), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ParamsError(f"common.{key}: no stage declares this key{hint}")
+        stages = {}
+        for name, cls in STAGES.items():
+            names = {f.name for f in dataclasses.fields(cls)}
+            values: dict[str, Any] = {}
+            if "experiment" in names:
+                values["experiment"] = experiment
+            if "seed" in names:
+                values["seed"] = seed
+            values.update({k: v for k, v in common.items() if k in names})
+            own = stages_raw.get(name) or {}
+            if not isinstance(own, dict):
+                raise ParamsError(f"stages.{name}: expected a mapping, got {type(own).__name__}")
+            for k in RUNNER_KEYS:
+                if k in own or k in common:
+                    raise ParamsError(f"{'stages.' + name if k in own else 'common'}.{k}: set by the runner, not in a recipe")
+            values.update(own)
+            try:
+                stages[name] = build(cls, values, f"stages.{name}", root)
+            except ParamsError as e:
+                # A bad value that came from `common` is reported at its own key path.
+                msg = str(e)
+                for k in common:
+                    if k not in own and msg.startswith((f"stages.{name}.{k}:", f"stages.{name}.{k}.",
+                                                        f"stages.{name}.{k}[")):
+                        raise ParamsError("common." + msg[len(f"stages.{name}."):]) from None
+                raise
+    except ParamsError as e:
+        raise ParamsError(f"{where}: {e}") from None
+    return Recipe(path=path, experiment=experiment, seed=seed,
+                  outputs=resolve_path(outputs, root), description=description, pipeline_name=pipeline_name,
+                  stages=stages, raw=data, chain=tuple(str(p) for p in chain), root=root)
+
+
+def show(recipe: Recipe) -> str:
+    """The fully resolved recipe as YAML: every stage's every value, defaults included."""
+    import yaml
+
+    doc = {"pipeline": recipe.pipeline_name, "experiment": recipe.experiment, "seed": recipe.seed,
+           "outputs": str(recipe.outputs), "description": recipe.description,
+           "composed_from": list(recipe.chain), "run_id": recipe.run_id,
+           "stages": {name: {"key": key, **{k: v for k, v in recipe.stage_params(name).items() if k not in RUNNER_KEYS}}
+                      for name, key in recipe.stage_keys.items()}}
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=110)
