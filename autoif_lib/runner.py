@@ -160,6 +160,12 @@ def run_recipe(params_path: str | Path, stages: str | None = None, force: bool =
         secs = time.time() - t0
         man_path = stage_dir / MANIFEST
         if not man_path.exists():
+            elsewhere = [d for d in stage_dir.parent.iterdir() if d != stage_dir and (d / MANIFEST).exists()
+                         and (d / MANIFEST).stat().st_mtime >= t0]
+            if elsewhere:  # the kernel computed another key for the same params: the library changed meanwhile
+                raise StageFailed(f"stage {stage}: the notebook wrote to {elsewhere[0]}, not the planned {stage_dir}: "
+                                  "its params hash differently in the kernel (was autoif_lib edited during the run?); "
+                                  "run again")
             raise StageFailed(f"stage {stage} ran but never called ctx.finish(); see {out_nb}")
         man = io.read_json(man_path)
         man.update(notebook="notebook.ipynb", runner_seconds=round(secs, 2))

@@ -349,8 +349,9 @@ def open_stage(qualified: str, namespace: Mapping[str, Any]) -> StageContext:
 # ---------------------------------------------------------------------------
 
 def stage_state(stage_dir: Path) -> str:
-    """complete | stale (an upstream output or an input file changed since) | failed | partial | pending."""
-    d = Path(stage_dir)
+    """complete | stale (an upstream output, directly or further up, or an input file changed since) |
+    failed | partial | pending."""
+    d = Path(stage_dir).resolve()  # a run folder's link -> the store folder (its upstreams are siblings there)
     m = d / MANIFEST
     if m.exists():
         try:
@@ -361,8 +362,9 @@ def stage_state(stage_dir: Path) -> str:
             return "partial"
         store = d.parent.parent
         for s, up in (man.get("upstream") or {}).items():
-            if output_digest(store / s / up["key"]) != up.get("digest"):
-                return "stale"
+            u = store / s / up["key"]
+            if output_digest(u) != up.get("digest") or stage_state(u) != "complete":
+                return "stale"  # built from an output that has changed since, or from one that is itself stale
         for path, fp in (man.get("inputs") or {}).items():
             p = Path(path)
             if not p.exists() or io.file_fingerprint(p) != fp:

@@ -7,6 +7,7 @@ everything quickly, and that `autoif status` sees a complete run.
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -86,3 +87,78 @@ def test_second_run_skips_everything_fast(smoke_run, root):
                      echo=lambda *_: None)
     assert set(res.values()) == {"skipped"}
     assert time.time() - t0 <= 0.1 * smoke_run["first"]
+
+
+FIGURE_CALL = re.compile(r"\.plot\(|plot_hists?\(|plot_bars\(|plot_curves\(|plot_comparison\(|plot_heatmap\(")
+
+
+def test_every_figure_cell_shows_an_image(smoke_run):
+    import nbformat
+
+    checked = 0
+    for stage in get_pipeline("autoif").order:
+        nb = nbformat.read(str(smoke_run["run"] / stage / "notebook.ipynb"), as_version=4)
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type == "code" and FIGURE_CALL.search(cell.source):
+                checked += 1
+                images = [o for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+                assert len(images) == 1, f"{stage} cell {i} draws a figure but shows {len(images)}: {cell.source[:80]!r}"
+    assert checked >= 14
+
+
+def test_changing_00_reruns_exactly_00(smoke_run, root):
+    res = run_recipe(root / "params" / "autoif" / "smoke.yaml", outputs=str(smoke_run["out"]), progress=False,
+                     echo=lambda *_: None, overrides={"stages": {"00_environment": {"n_prompts": 1}}})
+    assert [s for s, v in res.items() if v == "ran"] == ["00_environment"]
+
+
+def test_threshold_ablation_shares_stages_00_to_05(smoke_run, root):
+    t0 = time.time()
+    res = run_recipe(root / "params" / "autoif" / "smoke.yaml", outputs=str(smoke_run["out"]), progress=False,
+                     echo=lambda *_: None,
+                     overrides={"experiment": "smoke_abl", "stages": {"06_verify_score": {"pass_threshold": 0.8}}})
+    secs = time.time() - t0
+    order = get_pipeline("autoif").order
+    assert [s for s, v in res.items() if v == "ran"] == order[order.index("06_verify_score"):]
+    abl = next(smoke_run["out"].glob("smoke_abl/smoke_abl-*"))
+    for s in order:
+        shared = (abl / s).resolve() == (smoke_run["run"] / s).resolve()
+        assert shared == (order.index(s) < order.index("06_verify_score")), s
+    assert io.read_json(abl / "06_verify_score" / "manifest.json")["params"]["pass_threshold"] == 0.8
+    print(f"\nthreshold ablation: {secs:.1f} s vs full smoke run {smoke_run['first']:.1f} s")
+
+
+def _snapshot(out):
+    """sha256 of every file under the outputs root except the generation cache."""
+    snap = {}
+    for p in sorted(out.rglob("*")):
+        rel = p.relative_to(out)
+        if p.is_file() and not p.is_symlink() and rel.parts[0] != "cache":
+            snap[str(rel)] = io.sha256_file(p)
+    return snap
+
+
+def test_papermill_direct_validates_names_and_never_overwrites(smoke_run, root, tmp_path):
+    import papermill as pm
+
+    from autoif_lib.runner import ensure_kernel
+
+    nb = root / "notebooks" / "autoif" / "06_verify_score.ipynb"
+    run = smoke_run["run"]
+    params = io.read_json(run / "06_verify_score" / "manifest.json")["params"]
+    kernel = ensure_kernel()
+    before = _snapshot(smoke_run["out"])
+    with pytest.raises(pm.PapermillExecutionError, match="pass_treshold: unknown parameter"):
+        pm.execute_notebook(str(nb), str(tmp_path / "bad.ipynb"), kernel_name=kernel, cwd=str(nb.parent),
+                            parameters=dict(params, run_dir=str(run), pass_threshold=0.8, pass_treshold=0.9),
+                            progress_bar=False)
+    pm.execute_notebook(str(nb), str(tmp_path / "ok.ipynb"), kernel_name=kernel, cwd=str(nb.parent),
+                        parameters=dict(params, run_dir=str(run), pass_threshold=0.8), progress_bar=False)
+    after = _snapshot(smoke_run["out"])
+    assert {k: after.get(k) for k in before} == before          # the run's files are byte-identical
+    orig = (run / "06_verify_score").resolve().name
+    new = sorted({k.split("/")[3] for k in set(after) - set(before) if k.startswith("store/autoif/06_verify_score/")})
+    assert len(new) == 1 and new[0] != orig                      # the changed value landed in its own folder
+    man = io.read_json(smoke_run["out"] / "store" / "autoif" / "06_verify_score" / new[0] / "manifest.json")
+    assert man["params"]["pass_threshold"] == 0.8 and man["upstream"]["05_responses"]["key"] == \
+        (run / "05_responses").resolve().name
