@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-done
 PARAMS ?= params/autoif/quickstart.yaml
 
-.PHONY: setup run test test-all bench lab clean
+.PHONY: setup run test test-all bench gpu-check lab clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,9 @@ test-all: setup
 bench: setup  ## writes outputs/bench/*.json
 	$(PY) bench/bench_generation.py --out outputs/bench/generation.json
 	$(PY) bench/bench_sandbox.py --out outputs/bench/sandbox.json
+
+gpu-check: setup  ## CUDA paths on one GPU (vLLM, SFT/DPO/online-DPO steps, accelerate); skips without a GPU
+	$(PY) bench/gpu_check.py --out outputs/bench/gpu_check.json
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

@@ -26,7 +26,8 @@ def heldout_pass_rate(pairs: Sequence[dict], outs: Sequence[Sequence[str]], held
 
 
 def comparison_table(summaries: dict[str, dict], heldout: dict[str, dict]):
-    """One row per checkpoint: the four IFEval metrics (in %) and the held-out pass rate."""
+    """One row per checkpoint: the four IFEval metrics (in %) and the held-out pass rate, each with its
+    standard error (binomial for Pr(S); the sample standard error of the mean for the pass rate)."""
     import pandas as pd
 
     import math
@@ -40,7 +41,8 @@ def comparison_table(summaries: dict[str, dict], heldout: dict[str, dict]):
                      "Pr(S) s.e.": 100 * math.sqrt(p * (1 - p) / n), "Pr(L)": 100 * s["prompt_loose"],
                      "Ins(S)": 100 * s["inst_strict"], "Ins(L)": 100 * s["inst_loose"],
                      "heldout pass rate": None if h.get("mean_pass_rate") is None else 100 * h["mean_pass_rate"],
-                     "n prompts": s["n_prompts"]})
+                     "heldout s.e.": None if h.get("mean_pass_rate_se") is None else 100 * h["mean_pass_rate_se"],
+                     "n prompts": s["n_prompts"], "n heldout": h.get("n", 0)})
     return pd.DataFrame(rows).set_index("checkpoint").round(1)
 
 

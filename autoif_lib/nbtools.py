@@ -31,15 +31,32 @@ def _literal(value) -> str:
     return pprint.pformat(value, width=10_000, sort_dicts=False)
 
 
+def _recipe_values(pipe: Pipeline, stage: str) -> dict:
+    """The stage's values in the pipeline's default recipe (the quickstart): what a notebook opened by
+    hand runs on, so that it writes into the quickstart run."""
+    from .recipes import load_recipe
+
+    root = repo_root()
+    recipe = load_recipe(root / pipe.default_recipe, root=root)
+    return recipe.stage_params(stage)
+
+
 def render_parameters(stage: str, pipeline: str = "autoif") -> str:
     pipe = get_pipeline(pipeline)
     cls = pipe.stage(stage).params
     lines = ["# parameters: the whole interface of this stage. `autoif run` injects the recipe's values",
-             f"# below; opened by hand it runs on these quickstart defaults. Schema: autoif_lib.{pipe.name}.stages."]
+             f"# below; opened by hand it runs on these values, the quickstart's. Schema: autoif_lib.{pipe.name}.stages."]
     fields = dataclasses.fields(cls)
     hints = typing.get_type_hints(cls)
     defaults = {f.name: _default(f) for f in fields}
+    values = _recipe_values(pipe, stage)
+    for f in fields:
+        if dataclasses.is_dataclass(defaults[f.name]):  # nested spec: rebuild from the recipe's dict
+            defaults[f.name] = type(defaults[f.name])(**values[f.name])
+        else:
+            defaults[f.name] = values[f.name]
     defaults["params_file"] = pipe.default_recipe
+    defaults["run_dir"] = ""
     codes = {f.name: f"{f.name}: {_annotation(hints[f.name])} = {_literal(defaults[f.name])}" for f in fields}
     width = max(len(c) for c in codes.values() if len(c) <= 60)
     for f in fields:

@@ -85,6 +85,10 @@ def link_stage(run_dir: Path, stage: str, target: Path) -> None:
     os.symlink(rel, link)
 
 
+class UntrainedCheckpoint(LookupError):
+    """A training stage saved its initial model unchanged (no data): it must not be evaluated under its name."""
+
+
 class StageContext:
     """One stage execution: where its outputs go, what it read, and its manifest."""
 
@@ -164,7 +168,11 @@ class StageContext:
         owners = self.pipeline.checkpoints()
         if name not in owners:
             raise ParamsError(f"{self.stage}: unknown checkpoint {name!r}; this pipeline makes: base, {', '.join(owners)}")
-        return str(self.input(owners[name], "model"))
+        path = str(self.input(owners[name], "model"))
+        if self.upstream_metrics(owners[name]).get("trained") is False:
+            raise UntrainedCheckpoint(f"stage {owners[name]} had no data and passed its initial model on unchanged: "
+                                      f"not evaluated as {name!r}")
+        return path
 
     # -- data -------------------------------------------------------------------
     def write_jsonl(self, name: str, records: Iterable[dict]) -> Path:

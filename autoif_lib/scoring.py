@@ -83,26 +83,46 @@ def _unique(rs: Sequence[dict]) -> list[dict]:
     return out
 
 
-def preference_pairs(scored: Sequence[dict], chosen_min: float = 0.5, rejected_max: float = 0.0, max_pairs: int = 4,
+def passes(rate: float, threshold: float, inclusive: bool = False) -> bool:
+    """The chosen side of a pair: pass rate above ``threshold`` (paper), or at least it (released code)."""
+    return rate >= threshold if inclusive else rate > threshold
+
+
+def preference_pairs(scored: Sequence[dict], chosen_min: float = 0.5, rejected_max: float = 0.0, *,
+                     chosen_inclusive: bool = False, max_chosen: int = 2, max_rejected: int = 2, max_pairs: int = 0,
                      seed: int = 0) -> list[dict]:
-    """Pairs of responses to the same prompt separated by measured pass rate (chosen >= chosen_min,
-    rejected <= rejected_max), at most ``max_pairs`` per prompt, seeded."""
+    """Pairs of responses to the same prompt separated by their measured pass rates.
+
+    chosen: pass rate > ``chosen_min`` (>= with ``chosen_inclusive``); rejected: pass rate <= ``rejected_max``.
+    Per prompt, up to ``max_chosen`` distinct chosen and ``max_rejected`` distinct rejected responses are
+    sampled (seeded) and every combination is a pair, at most 2 x 2 = 4 as in the released code;
+    ``max_pairs`` > 0 caps that further. A prompt without both sides gives no pair: no tie ever trains.
+    The recorded pass rates are the measured ones.
+    """
     by_prompt: dict[str, list[dict]] = {}
     for r in scored:
         by_prompt.setdefault(r["prompt"], []).append(r)
     pairs = []
     for prompt, group in by_prompt.items():
-        good = _unique([r for r in group if r["pass_rate"] >= chosen_min])
+        good = _unique([r for r in group if passes(r["pass_rate"], chosen_min, chosen_inclusive)])
         bad = _unique([r for r in group if r["pass_rate"] <= rejected_max])
-        combos = [(g, b) for g, b in itertools.product(good, bad) if g["response"] != b["response"]]
-        if not combos:
+        if not good or not bad:
             continue
         rng = random.Random(int(stable_hash([seed, prompt], 8), 16))
-        for g, b in rng.sample(combos, min(max_pairs, len(combos))):
+        good = rng.sample(good, min(max_chosen, len(good)))
+        bad = rng.sample(bad, min(max_rejected, len(bad)))
+        combos = [(g, b) for g, b in itertools.product(good, bad) if g["response"] != b["response"]]
+        if max_pairs:
+            combos = combos[:max_pairs]
+        for g, b in combos:
             pairs.append({"prompt": prompt, "chosen": g["response"], "rejected": b["response"],
                           "chosen_pass_rate": g["pass_rate"], "rejected_pass_rate": b["pass_rate"],
-                          "instruction_id": g["instruction_id"], "level": "query"})
+                          "instruction_id": g["instruction_id"], "level": r_level(g)})
     return pairs
+
+
+def r_level(record: dict) -> str:
+    return record.get("level", "query")
 
 
 def summarize(rates: Sequence[float]) -> dict:

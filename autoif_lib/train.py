@@ -10,13 +10,16 @@ and run :func:`launch_command` (several GPUs, DeepSpeed ZeRO-3)::
 TRL settings pass straight through: ``trl_args`` holds ``SFTConfig``/``DPOConfig``/
 ``OnlineDPOConfig`` keyword arguments with TRL's own field names.
 
-Online DPO, two ways (``method``):
+SFT trains on the response only: records are TRL prompt/completion pairs, so the
+system and user tokens carry no loss (``completion_only_loss``).
 
-* ``trl``: TRL's ``OnlineDPOTrainer`` with a reward function backed by the
-  sandbox (reward = the verifier pass rate of each on-policy completion);
-* ``loop``: the paper's description made explicit: each iteration samples K
-  responses per prompt from the current policy (temperature 0.8), scores them by
-  execution, builds pairs (pass rate >= 0.5 vs 0) and trains DPO on them.
+Online DPO is the paper's loop made explicit: each iteration samples K responses
+per prompt from the current policy (temperature 0.8, the recipe's generation
+backend, on the main process only), scores them by execution, builds pairs the
+verifiers separate (pass rate > 0.5 vs 0) and trains DPO on those pairs only. An
+iteration without a pair takes no optimiser step. (TRL's ``OnlineDPOTrainer`` is
+not used: it ranks its two samples even when their rewards tie, so with a verifier
+reward of 0 for every sample it still trains.)
 """
 
 from __future__ import annotations
@@ -44,13 +47,16 @@ class TrainJob:
     lora: dict | None = None  # peft LoraConfig kwargs; None = full fine-tuning
     seed: int = 0
     # online DPO only
-    method: str = "trl"
     iterations: int = 1
     samples_per_prompt: int = 4
     temperature: float = 0.8
     max_new_tokens: int = 64
     chosen_min_pass: float = 0.5
+    chosen_inclusive: bool = False
     rejected_max_pass: float = 0.0
+    max_chosen: int = 2
+    max_rejected: int = 2
+    generation: dict = field(default_factory=dict)  # ModelSpec kwargs for on-policy sampling (model: the policy)
     sandbox: dict = field(default_factory=dict)  # SandboxConfig kwargs
     cache_path: str | None = None
 
@@ -67,12 +73,23 @@ class TrainJob:
 # ---------------------------------------------------------------------------
 
 def launch_command(job_path: str | Path, num_gpus: int, deepspeed_config: str | Path,
-                   mixed_precision: str = "bf16", python: str | None = None) -> list[str]:
-    """``accelerate launch`` over ``num_gpus`` processes with a DeepSpeed ZeRO-3 config file."""
+                   mixed_precision: str = "bf16", python: str | None = None, num_machines: int = 1,
+                   machine_rank: int = 0, main_process_ip: str = "", main_process_port: int = 29500) -> list[str]:
+    """``accelerate launch`` over ``num_gpus`` processes per machine with a DeepSpeed config file.
+
+    Several machines: the same command runs on every node with its own ``machine_rank``;
+    ``--num_processes`` is the total over all machines, as accelerate expects."""
     exe = Path(python or sys.executable).parent / "accelerate"
-    return [str(exe), "launch", "--num_processes", str(num_gpus), "--num_machines", "1",
-            "--mixed_precision", mixed_precision, "--use_deepspeed", "--deepspeed_config_file",
-            str(deepspeed_config), "-m", "autoif_lib.train", str(job_path)]
+    cmd = [str(exe), "launch", "--num_processes", str(num_gpus * num_machines), "--num_machines", str(num_machines)]
+    if num_machines > 1:
+        env = os.environ
+        rank = machine_rank or int(env.get("MACHINE_RANK") or env.get("SLURM_NODEID") or 0)
+        ip = main_process_ip or env.get("MASTER_ADDR", "")
+        if not ip:
+            raise ValueError("a multi-node launch needs main_process_ip in the recipe or MASTER_ADDR in the environment")
+        cmd += ["--machine_rank", str(rank), "--main_process_ip", ip, "--main_process_port", str(main_process_port)]
+    return cmd + ["--mixed_precision", mixed_precision, "--use_deepspeed", "--deepspeed_config_file",
+                  str(deepspeed_config), "-m", "autoif_lib.train", str(job_path)]
 
 
 # ---------------------------------------------------------------------------
@@ -147,8 +164,10 @@ def train_sft(job: TrainJob) -> dict:
     from trl import SFTConfig, SFTTrainer
 
     out = Path(job.output_dir)
-    args = SFTConfig(output_dir=str(out / "checkpoints"), seed=job.seed, **_device_defaults(job.trl_args))
-    trainer = SFTTrainer(model=job.model, args=args, train_dataset=_dataset(job.train_file, ["messages"]),
+    # prompt/completion records: the loss covers the completion (the response) only.
+    args = SFTConfig(output_dir=str(out / "checkpoints"), seed=job.seed,
+                     **_device_defaults({"completion_only_loss": True, **job.trl_args}))
+    trainer = SFTTrainer(model=job.model, args=args, train_dataset=_dataset(job.train_file, ["prompt", "completion"]),
                          peft_config=_lora(job.lora))
     result = trainer.train()
     final = _save_final(trainer, out, bool(job.lora))
@@ -175,75 +194,80 @@ def train_online_dpo(job: TrainJob) -> dict:
     from .sandbox import Sandbox, SandboxConfig
 
     with Sandbox(SandboxConfig(**job.sandbox)) as box:
-        if job.method == "trl":
-            return _online_trl(job, box.verdicts)
-        if job.method == "loop":
-            return _online_loop(job, box.verdicts)
-    raise ValueError(f"unknown online DPO method {job.method!r}; use trl or loop")
+        return _online_loop(job, box.verdicts)
 
 
-def _online_trl(job: TrainJob, runner) -> dict:
-    from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
-
-    out = Path(job.output_dir)
-    kw = {"temperature": job.temperature, "max_new_tokens": job.max_new_tokens, **job.trl_args}
-    args = OnlineDPOConfig(output_dir=str(out / "checkpoints"), seed=job.seed, **_device_defaults(kw))
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(job.model)
-    tok.padding_side = "left"  # generation pads on the left
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    trainer = OnlineDPOTrainer(model=job.model, reward_funcs=[scoring.verifier_reward(runner)], args=args,
-                               train_dataset=_dataset(job.train_file, ["prompt", "verifiers"]),
-                               processing_class=tok, reward_processing_classes=[None],
-                               peft_config=_lora(job.lora))
-    result = trainer.train()
-    final = _save_final(trainer, out, bool(job.lora))
-    return {"final_model": str(final), "train_loss": result.training_loss, "steps": trainer.state.global_step,
-            "log_history": _log_history(trainer), "method": "trl"}
+def _is_main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
 
 
-def _online_loop(job: TrainJob, runner) -> dict:
+def _wait_for_everyone() -> None:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()
+
+
+def sample_and_pair(job: TrainJob, policy: str, prompts: Sequence[dict], runner, it: int) -> tuple[list[dict], dict]:
+    """One iteration's data: K samples per prompt from ``policy``, pass rates, pairs the verifiers separate."""
     from .models import Generator, ModelSpec, SamplingParams
     from .scoring import pass_rates, preference_pairs
 
+    spec = ModelSpec(**{**job.generation, "model": policy})
+    gen = Generator(spec, cache_path=job.cache_path, progress=True)
+    sp = SamplingParams(n=job.samples_per_prompt, temperature=job.temperature, top_p=1.0,
+                        max_new_tokens=job.max_new_tokens, seed=job.seed + it)
+    outs = gen.generate([p["prompt"] for p in prompts], sp, desc=f"iteration {it + 1}: sample")
+    del gen
+    pairs_in = [{"pair_id": str(k), "instruction_id": p["instruction_id"], "query_id": str(k),
+                 "instruction": "", "query": "", "prompt": p["prompt"][-1]["content"], "responses": o}
+                for k, (p, o) in enumerate(zip(prompts, outs))]
+    fns = {p["instruction_id"]: p["verifiers"] for p in prompts}
+    scored = pass_rates(pairs_in, fns, runner)
+    pairs = preference_pairs(scored, job.chosen_min_pass, job.rejected_max_pass, chosen_inclusive=job.chosen_inclusive,
+                             max_chosen=job.max_chosen, max_rejected=job.max_rejected, seed=job.seed + it)
+    rates = [r["pass_rate"] for r in scored]
+    info = {"iteration": it + 1, "prompts": len(prompts), "samples": len(scored),
+            "prompts_with_pair": len({p["prompt"] for p in pairs}), "pairs": len(pairs),
+            "mean_reward": round(sum(rates) / max(1, len(rates)), 4),
+            "samples_passing": sum(scoring.passes(r, job.chosen_min_pass, job.chosen_inclusive) for r in rates),
+            "samples_failing": sum(r <= job.rejected_max_pass for r in rates)}
+    return pairs, info
+
+
+def _online_loop(job: TrainJob, runner) -> dict:
     prompts = io.read_jsonl(job.train_file)
     out = Path(job.output_dir)
     policy = job.model
     history, iterations = [], []
     for it in range(job.iterations):
         t0 = time.time()
-        gen = Generator(ModelSpec(model=policy), cache_path=job.cache_path, progress=True)
-        sp = SamplingParams(n=job.samples_per_prompt, temperature=job.temperature, top_p=1.0,
-                            max_new_tokens=job.max_new_tokens, seed=job.seed + it)
-        outs = gen.generate([p["prompt"] for p in prompts], sp, desc=f"iteration {it + 1}: sample")
-        del gen
-        pairs_in = [{"pair_id": str(k), "instruction_id": p["instruction_id"], "query_id": str(k),
-                     "instruction": "", "query": "", "prompt": p["prompt"][-1]["content"], "responses": o}
-                    for k, (p, o) in enumerate(zip(prompts, outs))]
-        fns = {p["instruction_id"]: p["verifiers"] for p in prompts}
-        scored = pass_rates(pairs_in, fns, runner)
-        pairs = preference_pairs(scored, job.chosen_min_pass, job.rejected_max_pass, max_pairs=4, seed=job.seed + it)
-        info = {"iteration": it + 1, "samples": len(scored), "pairs": len(pairs),
-                "mean_reward": round(sum(r["pass_rate"] for r in scored) / max(1, len(scored)), 4)}
-        if pairs:
-            pf = out / f"iter_{it + 1}" / "pairs.jsonl"
+        pf = out / f"iter_{it + 1}" / "pairs.jsonl"
+        info_f = out / f"iter_{it + 1}" / "sampling.json"
+        if _is_main_process():  # one process samples and scores; the others wait, then read its pairs
+            pairs, info = sample_and_pair(job, policy, prompts, runner, it)
             io.write_jsonl(pf, preference_records(pairs))
+            io.write_json(info_f, info)
+        _wait_for_everyone()
+        info = io.read_json(info_f)
+        if info["pairs"]:
             res = train_dpo(job, train_file=str(pf), model=policy, output_dir=str(out / f"iter_{it + 1}"))
             policy = res["final_model"]
             history += [dict(h, iteration=it + 1) for h in res["log_history"]]
             info.update(train_loss=res["train_loss"], steps=res["steps"])
         else:
-            info["skipped"] = "no (chosen, rejected) pair: every prompt's samples passed alike"
+            info.update(steps=0, skipped="no pair the verifiers separate (every prompt's samples passed alike): "
+                                         "no optimiser step")
         info["seconds"] = round(time.time() - t0, 1)
         iterations.append(info)
         print(f"[online-dpo] {info}", flush=True)
     final = out / "model"
-    if Path(policy) != final:
+    if Path(policy) != final and _is_main_process():
         _copy_model(policy, final)
+    _wait_for_everyone()
+    steps = sum(i.get("steps", 0) for i in iterations)
     return {"final_model": str(final), "iterations": iterations, "log_history": history, "method": "loop",
-            "steps": sum(i.get("steps", 0) for i in iterations)}
+            "steps": steps, "trained": steps > 0}
 
 
 def _copy_model(src: str, dst: Path) -> None:
@@ -270,15 +294,18 @@ def run_job(job: TrainJob) -> dict:
     return res
 
 
-def run(job: TrainJob, num_gpus: int = 0, deepspeed_config: str | Path | None = None) -> dict:
-    """Train in this process (0-1 GPU) or under ``accelerate launch`` with ZeRO-3 (several GPUs)."""
-    if num_gpus <= 1:
+def run(job: TrainJob, num_gpus: int = 0, deepspeed_config: str | Path | None = None, num_machines: int = 1,
+        machine_rank: int = 0, main_process_ip: str = "", main_process_port: int = 29500) -> dict:
+    """Train in this process (0-1 GPU, one machine) or under ``accelerate launch`` with DeepSpeed."""
+    if num_gpus <= 1 and num_machines == 1:
         return run_job(job)
     import subprocess
 
     out = Path(job.output_dir)
     job_path = job.save(out / "job.json")
-    cmd = launch_command(job_path, num_gpus, deepspeed_config)
+    cmd = launch_command(job_path, max(1, num_gpus), deepspeed_config, num_machines=num_machines,
+                         machine_rank=machine_rank, main_process_ip=main_process_ip,
+                         main_process_port=main_process_port)
     print("$ " + " ".join(cmd), flush=True)
     proc = subprocess.run(cmd)
     if proc.returncode != 0:
@@ -307,9 +334,11 @@ def job_for_stage(ctx, kind: str, model: str, train_file: str) -> TrainJob:
     p = ctx.p
     extra = {}
     if kind == "online_dpo":
-        extra = dict(method=p.method, iterations=p.iterations, samples_per_prompt=p.samples_per_prompt,
+        extra = dict(iterations=p.iterations, samples_per_prompt=p.samples_per_prompt,
                      temperature=p.temperature, max_new_tokens=p.max_new_tokens, chosen_min_pass=p.chosen_min_pass,
-                     rejected_max_pass=p.rejected_max_pass, cache_path=str(ctx.cache_path),
+                     chosen_inclusive=p.chosen_inclusive, rejected_max_pass=p.rejected_max_pass,
+                     max_chosen=p.max_chosen_per_prompt, max_rejected=p.max_rejected_per_prompt,
+                     generation=dataclasses.asdict(p.generation), cache_path=str(ctx.cache_path),
                      sandbox={"timeout_s": p.exec_timeout_s, "memory_mb": p.exec_memory_mb, "non_bool": p.non_bool})
     return TrainJob(kind=kind, model=model, train_file=str(train_file), output_dir=str(ctx.dir),
                     trl_args=getattr(p, _TRL_ARGS[kind]), lora=p.lora if p.use_lora else None, seed=p.seed, **extra)
@@ -322,9 +351,23 @@ def fit(ctx, kind: str, model: str, records: Sequence[dict], empty_reason: str) 
     job = job_for_stage(ctx, kind, model, train_file)
     if not records:
         return skip_without_data(job, empty_reason)
-    res = run(job, ctx.p.num_gpus, ctx.input(ctx.p.deepspeed_config) if ctx.p.num_gpus > 1 else None)
+    p = ctx.p
+    res = run(job, p.num_gpus, ctx.input(p.deepspeed_config), num_machines=p.num_machines,
+              machine_rank=p.machine_rank, main_process_ip=p.main_process_ip, main_process_port=p.main_process_port)
     res.setdefault("trained", True)
     return res
+
+
+def sft_records(examples: Sequence[dict]) -> list[dict]:
+    """SFT examples (``messages``) as prompt/completion records: everything before the last assistant
+    turn is the prompt, the last assistant turn the completion (the only tokens with loss)."""
+    out = []
+    for e in examples:
+        msgs = e["messages"]
+        if not msgs or msgs[-1]["role"] != "assistant":
+            raise ValueError(f"SFT example without a final assistant turn: {msgs!r:.200}")
+        out.append({"prompt": msgs[:-1], "completion": [msgs[-1]]})
+    return out
 
 
 def setting(supervisor_model: str, base_model: str) -> str:

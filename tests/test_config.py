@@ -105,11 +105,28 @@ def test_cli_check_reports_key_quickly(write_yaml):
     assert r.stdout.strip() == "False", r.stderr
 
 
-def test_stage_defaults_are_the_quickstart_values(root):
-    """A notebook opened by hand (no injection) runs on its defaults; they must be the quickstart's,
-    or the stage it writes into the quickstart run would not match the recipe."""
+def test_parameters_cells_carry_the_quickstart_values(root):
+    """A notebook opened by hand (no injection) runs on its parameters cell; those values must be the
+    quickstart recipe's, so it writes into the quickstart run, while the stage defaults follow the paper."""
+    import nbformat
+
     r = load_recipe(root / "params" / "autoif" / "quickstart.yaml")
     for name, cls in STAGES.items():
-        default, quick = cls(), r.stages[name]
-        diff = [f.name for f in dataclasses.fields(cls) if getattr(default, f.name) != getattr(quick, f.name)]
-        assert not diff, f"{name}: quickstart.yaml differs from the stage defaults in {diff}"
+        nb = nbformat.read(str(root / "notebooks" / "autoif" / f"{name}.ipynb"), as_version=4)
+        ns: dict = {}
+        exec(nb.cells[1].source, ns)
+        values = build(cls, {f.name: ns[f.name] for f in dataclasses.fields(cls)}, name, root)
+        quick = r.stages[name]
+        diff = [f.name for f in dataclasses.fields(cls) if getattr(values, f.name) != getattr(quick, f.name)
+                and f.name not in ("params_file", "run_dir")]
+        assert not diff, f"{name}: the parameters cell differs from quickstart.yaml in {diff}"
+
+
+def test_stage_defaults_follow_the_paper_and_small_model_aids_stay_in_the_quickstart(root):
+    paper = load_recipe(root / "params" / "autoif" / "paper_qwen2_7b_strong_to_weak.yaml")
+    for name in ("01_augment", "02_verifiers", "04_backtranslate", "05_responses"):
+        assert STAGES[name]().repetition_penalty == 1.0 and paper.stages[name].repetition_penalty == 1.0
+    assert paper.stages["11_evaluate"].heldout_max_new_tokens >= 1024
+    assert paper.stages["10_online_dpo"].init_from == "sft" and STAGES["10_online_dpo"]().init_from == "sft"
+    quick = load_recipe(root / "params" / "autoif" / "quickstart.yaml")
+    assert quick.stages["05_responses"].repetition_penalty == 1.15  # the aid is explicit in quickstart.yaml

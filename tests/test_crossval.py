@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -38,8 +39,8 @@ def test_paper_majority_and_accuracy():
     res = cross_validate(fns(3), cases(True, True, False, False), m, PRESETS["paper"])
     # case agreement: c0 2/3, c1 2/3, c2 2/3, c3 1/3 -> c3 dropped (not > 0.5)
     assert [c["input"] for c in res["cases"]] == ["case 0", "case 1", "case 2"]
-    # accuracy on kept cases: f0 1.0, f1 1.0, f2 0.0
-    assert [f["accuracy"] for f in res["functions"]] == [1.0, 1.0]
+    # accuracy over all cases (paper): f0 1.0, f1 0.75, f2 0.0
+    assert [f["accuracy"] for f in res["functions"]] == [1.0, 0.75]
     assert res["kept"] and res["fn_rejects"]["low_accuracy"] == 1
 
 
@@ -69,7 +70,11 @@ def test_errors_count_as_failures():
     res = cross_validate(fns(3), cases(True, True), m, PRESETS["paper"])
     # case 1: only f2 agrees (1/3) -> dropped; on case 0 all agree
     assert [c["input"] for c in res["cases"]] == ["case 0"]
-    assert len(res["functions"]) == 3
+    # over all cases f0 and f1 are at 1/2 (the error counts as wrong): not > 0.5
+    assert [f["accuracy"] for f in res["functions"]] == [1.0] and res["fn_rejects"]["low_accuracy"] == 2
+    # scored on the kept case only, all three are at 1.0
+    res = cross_validate(fns(3), cases(True, True), m, Rules(fn_accuracy_on="kept_cases"))
+    assert [f["accuracy"] for f in res["functions"]] == [1.0, 1.0, 1.0]
 
 
 def test_compile_failures_are_dropped_first():
@@ -96,9 +101,43 @@ def test_reference_preset_gates_and_any_rule():
     res = cross_validate(fns(3), cases(*[True] * 10), m, ref)
     assert len(res["cases"]) == 10
     assert [f["accuracy"] for f in res["functions"]] == [1.0, 0.8]
-    # the paper preset on the same matrix keeps cases 0-7 only (2/3 > 0.5); cases 8-9 at 1/3
+    # the paper preset on the same matrix keeps cases 0-7 only (2/3 > 0.5); cases 8-9 at 1/3;
+    # f1 scores 0.8 over all 10 cases (it would be 1.0 on the 8 kept ones)
     res = cross_validate(fns(3), cases(*[True] * 10), m, PRESETS["paper"])
-    assert len(res["cases"]) == 8 and [f["accuracy"] for f in res["functions"]] == [1.0, 1.0]
+    assert len(res["cases"]) == 8 and [f["accuracy"] for f in res["functions"]] == [1.0, 0.8]
+
+
+def test_paper_scores_functions_on_all_cases_reference_on_kept_cases():
+    # Paper §3.2: a function is kept when its accuracy over ALL test cases is > 0.5.
+    # f1 and f2 agree with cases 0-4 and are wrong on 5-9: exactly 0.5 over all cases.
+    m = M("TTTTTTTTTT",
+          "TTTTTFFFFF",
+          "TTTTTFFFFF",
+          "FFFFFFFFFF")
+    c = cases(*[True] * 10)
+    # cases 0-4: 3/4 agree (kept); cases 5-9: 1/4 (dropped). On the kept cases f1, f2 are at 1.0.
+    paper = cross_validate(fns(4), c, m, PRESETS["paper"])
+    assert [x["input"] for x in paper["cases"]] == [f"case {i}" for i in range(5)]
+    assert [(f["src"], f["accuracy"]) for f in paper["functions"]] == [(fns(4)[0]["src"], 1.0)]
+    assert paper["kept"] and paper["fn_rejects"] == {"low_accuracy": 3}
+    # the same thresholds scored on the kept cases would keep f1 and f2, recorded at 1.0
+    kept_scored = cross_validate(fns(4), c, m, replace(PRESETS["paper"], fn_accuracy_on="kept_cases"))
+    assert [(f["src"], f["accuracy"]) for f in kept_scored["functions"]] == [(f["src"], 1.0) for f in fns(3)]
+
+    # Released code: score on the kept cases. Cases 0-5 True, 6-11 False; f0-f2 say True everywhere
+    # (0.5 over all 12 cases, 6/6 = 1.0 on the kept ones), f3 raises everywhere. 4 functions and
+    # 12 cases pass the reference gate; 'any' keeps 0-5 and drops 6-11 (nobody agrees).
+    m2 = M("T" * 12, "T" * 12, "T" * 12, "E" * 12)
+    c2 = cases(*[True] * 6, *[False] * 6)
+    ref = cross_validate(fns(4), c2, m2, PRESETS["reference"])
+    assert ref["kept"] and [x["input"] for x in ref["cases"]] == [f"case {i}" for i in range(6)]
+    assert [(f["src"], f["accuracy"]) for f in ref["functions"]] == [(f["src"], 1.0) for f in fns(3)]
+    assert ref["fn_rejects"] == {"low_accuracy": 1}
+    # paper on the same matrix: the same cases survive (3/4 agree), but 0.5 over all cases is not > 0.5
+    paper = cross_validate(fns(4), c2, m2, PRESETS["paper"])
+    assert [x["input"] for x in paper["cases"]] == [f"case {i}" for i in range(6)]
+    assert paper["functions"] == [] and paper["reason"] == "no_function_survives"
+    assert paper["fn_rejects"] == {"low_accuracy": 4}
 
 
 def test_min_after_thresholds():
@@ -127,6 +166,14 @@ def test_presets_via_params():
     custom = build(CrossValidateParams, {"preset": "custom", "fn_accuracy": 0.9, "case_rule": "any"})
     r = crossval.rules_from_params(custom)
     assert r.fn_accuracy == 0.9 and r.case_rule == "any" and r.min_cases_before == 1
+    assert r.fn_accuracy_on == "all_cases"  # the paper's default while the params have no such field
+    assert PRESETS["paper"].fn_accuracy_on == "all_cases" and PRESETS["reference"].fn_accuracy_on == "kept_cases"
+    # once the stage params carry fn_accuracy_on, custom reads it
+    fields = {f: getattr(custom, f) for f in Rules.__dataclass_fields__ if hasattr(custom, f)}
+    r = crossval.rules_from_params(SimpleNamespace(**dict(fields, preset="custom", fn_accuracy_on="kept_cases")))
+    assert r.fn_accuracy_on == "kept_cases" and r.fn_accuracy == 0.9
+    with pytest.raises(ValueError, match="fn_accuracy_on"):
+        Rules(fn_accuracy_on="kept")
     with pytest.raises(ParamsError, match="fn_accuracy: only used with preset: custom"):
         build(CrossValidateParams, {"preset": "paper", "fn_accuracy": 0.9}, "stages.03_cross_validate")
 
@@ -160,3 +207,92 @@ def test_orchestration_with_fake_runner():
     assert [(r["compiles"], r["agreement"], r["kept"]) for r in q] == [(True, 0.5, True), (False, 0.0, False)]
     s = crossval.quality_summary(q)
     assert s["mean_agreement_all"] == 0.25 and s["mean_agreement_kept"] == 0.5 and s["compile_rate"] == 0.5
+
+
+# --------------------------------------------------------------------------- through the real sandbox
+
+LOWER_GOOD = ["def evaluate(response):\n    return response == response.lower()\n",
+              "import re\n\ndef evaluate(response):\n    return re.search('[A-Z]', response) is None\n",
+              "def evaluate(response):\n    return not any(ch.isupper() for ch in response)\n"]
+# Module body raises while loading, before evaluate is ever called.
+LOAD_CRASH_RE = "import re\nPATTERN = re.compile('[')\n\ndef evaluate(response):\n    return PATTERN.search(response) is None\n"
+LOAD_CRASH_INT = "LIMIT = int('ten')\n\ndef evaluate(response):\n    return response == response.lower()\n"
+LOAD_TIMEOUT = "while True:\n    pass\n\ndef evaluate(response):\n    return True\n"
+# Loads fine, raises inside evaluate on every input: a (wrong) voter, not a load error.
+RUN_CRASH = ["import re\n\ndef evaluate(response):\n    return re.compile('[').search(response) is None\n",
+             "def evaluate(response):\n    raise ValueError('cannot decide')\n"]
+LOWER_CASES = [{"input": s, "output": True} for s in ("abc", "hello world", "a1 b2", "xyz.", "lower only")] + \
+              [{"input": s, "output": False} for s in ("ABC", "Hello", "mixed Case", "UPPER", "aB")]
+
+
+def _record(rid, srcs):
+    return {"id": rid, "instruction": "Answer in all lowercase letters.",
+            "functions": [{"src": s, "origin": "model"} for s in srcs], "cases": [dict(c) for c in LOWER_CASES]}
+
+
+def test_module_level_crash_is_a_load_error_not_a_voter():
+    from autoif_lib.sandbox import precheck
+    from autoif_lib.sandbox.host import Sandbox, SandboxConfig
+
+    cands = [
+        _record("two_good_one_crash", [LOWER_GOOD[0], LOWER_GOOD[1], LOAD_CRASH_RE]),
+        # counted as voters, two crashers make every case 2/4 = 0.5 (not > 0.5): no case would survive
+        _record("two_good_two_crash", [LOWER_GOOD[0], LOWER_GOOD[1], LOAD_CRASH_RE, LOAD_CRASH_INT]),
+        _record("two_good_crash_and_timeout", [LOWER_GOOD[0], LOWER_GOOD[1], LOAD_CRASH_INT, LOAD_TIMEOUT]),
+        _record("three_good_one_crash", [*LOWER_GOOD, LOAD_CRASH_RE]),
+        # functions that load and then raise in evaluate still vote (wrong on every case)
+        _record("two_good_two_run_crash", [LOWER_GOOD[0], LOWER_GOOD[1], *RUN_CRASH]),
+    ]
+    cfg = SandboxConfig(timeout_s=1.0, memory_mb=256, workers=2, heavy_modules=(), allowed_imports=("re",))
+    records, _ = crossval.prepare(cands, precheck)
+    assert not any(f["compile_error"] for r in records for f in r["functions"])  # the pre-check passes them all
+    with Sandbox(cfg) as sb:
+        matrix = crossval.run_matrix(records, sb.verdicts)
+        heldout = [{"seed_id": "two_good_one_crash", "response": "fine", "label": True},
+                   {"seed_id": "two_good_one_crash", "response": "Not Fine", "label": False}]
+        quality = crossval.verifier_quality(records, heldout, sb.verdicts)
+    # what the sandbox reports: module-level failures are marked as such, evaluate-time ones are not
+    crash_row, run_row = matrix[0][2], matrix[4][2]
+    assert [(v.status, v.detail) for v in crash_row] == [
+        ("exception", "at module level: error: unterminated character set at position 0")] * 10
+    assert [(v.status, v.detail) for v in run_row] == [("exception", "error: unterminated character set at position 0")] * 10
+    assert all(v.status == "timeout" and v.detail.startswith("module-level code exceeded") for v in matrix[2][3])
+
+    by_id = {r["id"]: (r, m) for r, m in zip(records, matrix)}
+
+    def check(rid, preset):
+        rec, verdicts = by_id[rid]
+        return cross_validate(rec["functions"], rec["cases"], verdicts, PRESETS[preset])
+
+    two_good = [LOWER_GOOD[0], LOWER_GOOD[1]]
+    for preset in ("paper", "reference"):
+        # under both presets a load crash neither votes nor counts towards the gates
+        res = check("two_good_one_crash", preset)
+        assert res["n_compiled"] == 2 and res["fn_rejects"] == {"load_error": 1}
+        res = check("two_good_two_crash", preset)
+        assert res["n_compiled"] == 2 and res["fn_rejects"] == {"load_error": 2}
+        res = check("two_good_crash_and_timeout", preset)
+        assert res["n_compiled"] == 2 and res["fn_rejects"] == {"load_error": 2}
+        res = check("three_good_one_crash", preset)
+        assert res["kept"] and res["n_compiled"] == 3 and res["fn_rejects"] == {"load_error": 1}
+        assert [(f["src"], f["accuracy"]) for f in res["functions"]] == [(s, 1.0) for s in LOWER_GOOD]
+        assert len(res["cases"]) == 10
+
+    # paper: the two correct functions carry every case
+    for rid in ("two_good_one_crash", "two_good_two_crash", "two_good_crash_and_timeout"):
+        res = check(rid, "paper")
+        assert res["kept"], (rid, res["reason"])
+        assert [(f["src"], f["accuracy"]) for f in res["functions"]] == [(s, 1.0) for s in two_good]
+        assert [c["agreement"] for c in res["cases"]] == [1.0] * 10
+    # reference: the released code skips a function whose exec() raises before its >= 3 gate
+    assert check("two_good_one_crash", "reference")["reason"] == "too_few_functions"
+    # evaluate-time crashes are voters: 2 of 4 agree on every case, not > 0.5 -> nothing survives
+    res = check("two_good_two_run_crash", "paper")
+    assert res["n_compiled"] == 4 and not res["kept"] and res["reason"] == "no_case_survives"
+
+    # the stage-level view: counted under load_error, kept out of the accuracy histogram and of compile_rate
+    res = crossval.cross_validate_all(records, matrix, PRESETS["paper"])
+    assert [r["id"] for r in res["kept"]] == [c["id"] for c in cands[:4]]
+    assert res["function_rejects"] == {"load_error": 6}
+    assert len(res["function_accuracy"]) == sum(len(r["functions"]) for r in records) - 6
+    assert [(q["compiles"], q["agreement"]) for q in quality] == [(True, 1.0), (True, 1.0), (False, 0.0)]

@@ -38,9 +38,10 @@ def test_comparison_table_and_plots():
     s = {"prompt_strict": 0.25, "prompt_loose": 0.5, "inst_strict": 0.3, "inst_loose": 0.6, "n_prompts": 16,
          "per_instruction": {"punctuation:no_comma": {"n": 2, "strict": 0.5, "loose": 1.0}}}
     t = evaluate.comparison_table({"base": s, "sft": dict(s, prompt_strict=0.5)},
-                                  {"base": {"mean_pass_rate": 0.1}, "sft": {"mean_pass_rate": None}})
+                                  {"base": {"mean_pass_rate": 0.1, "mean_pass_rate_se": 0.05, "n": 8}, "sft": {"mean_pass_rate": None}})
     assert list(t.index) == ["base", "sft"] and t.loc["sft", "Pr(S)"] == 50.0
     assert t.loc["base", "Pr(S) s.e."] == round(100 * (0.25 * 0.75 / 16) ** 0.5, 1)
-    assert t.loc["base", "heldout pass rate"] == 10.0
+    assert t.loc["base", "heldout pass rate"] == 10.0 and t.loc["base", "heldout s.e."] == 5.0
+    assert t.loc["base", "n heldout"] == 8
     evaluate.plot_comparison(t).savefig("/dev/null", format="png")
     evaluate.plot_heatmap({"base": s, "sft": s}).savefig("/dev/null", format="png")

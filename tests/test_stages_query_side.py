@@ -22,6 +22,19 @@ def test_split_heldout_is_seeded_and_disjoint():
     assert responses.split_heldout(INSTR[:2], 0.01, 0)[1] != []  # at least one when asked for any
 
 
+def test_split_heldout_keeps_near_duplicate_paraphrases_together():
+    ins = [{"id": "a", "instruction": "Write every word in lowercase letters only."},
+           {"id": "b", "instruction": "Write every word in lowercase letters only, please."},
+           {"id": "c", "instruction": "End the answer with the word STOP."},
+           {"id": "d", "instruction": "Use exactly three sentences."},
+           {"id": "e", "instruction": "Answer in the future tense only."}]
+    for seed in range(20):
+        train, held = responses.split_heldout(ins, 0.2, seed)
+        ids_t, ids_h = {r["id"] for r in train}, {r["id"] for r in held}
+        assert ids_h and ids_t and not ids_t & ids_h and ids_t | ids_h == set("abcde")
+        assert {"a", "b"} <= ids_t or {"a", "b"} <= ids_h, (seed, ids_h)  # never split across
+
+
 def test_pair_is_seeded_per_instruction_and_uses_layout():
     a = responses.pair(INSTR[:3], QUERIES, m=4, seed=0)
     assert len(a) == 12 and a == responses.pair(INSTR[:3], QUERIES, m=4, seed=0)
@@ -89,29 +102,49 @@ def _scored(prompt, rates, iid="i0"):
 
 
 def test_dpo_pairs_rules():
-    s = _scored("P1", [1.0, 0.5, 0.4, 0.0, 0.0]) + _scored("P2", [1.0, 1.0]) + _scored("P3", [0.0, 0.0])
-    pairs = export.dpo_pairs(s, chosen_min=0.5, rejected_max=0.0, max_pairs=10, seed=0)
-    assert {p["prompt"] for p in pairs} == {"P1"}  # P2 has no loser, P3 no winner
-    assert len(pairs) == 4  # {1.0, 0.5} x {0.0, 0.0}; 0.4 is neither chosen nor rejected
-    assert all(p["chosen_pass_rate"] >= 0.5 and p["rejected_pass_rate"] == 0.0 for p in pairs)
-    capped = export.dpo_pairs(s, max_pairs=2, seed=0)
-    assert len(capped) == 2 and capped == export.dpo_pairs(s, max_pairs=2, seed=0)  # seeded
-    assert export.dpo_pairs(s, max_pairs=2, seed=1) != capped or len(pairs) <= 2
-    # identical texts never form a pair
+    s = _scored("P1", [1.0, 0.75, 0.5, 0.4, 0.0, 0.0]) + _scored("P2", [1.0, 1.0]) + _scored("P3", [0.0, 0.0])
+    pairs = export.dpo_pairs(s, chosen_min=0.5, rejected_max=0.0, seed=0)
+    # paper: chosen > 0.5 (so 0.5 is neither side), rejected == 0; P2 has no loser, P3 no winner
+    assert {(p["chosen"], p["rejected"]) for p in pairs} == {
+        ("P1 answer 0", "P1 answer 4"), ("P1 answer 0", "P1 answer 5"),
+        ("P1 answer 1", "P1 answer 4"), ("P1 answer 1", "P1 answer 5")}
+    assert sorted((p["chosen_pass_rate"], p["rejected_pass_rate"]) for p in pairs) == [
+        (0.75, 0.0), (0.75, 0.0), (1.0, 0.0), (1.0, 0.0)]  # the measured rates, recorded
+    # released code: chosen >= 0.5, at most 2 chosen x 2 rejected sampled per prompt
+    inclusive = export.dpo_pairs(s, chosen_inclusive=True, seed=0)
+    assert len(inclusive) == 4 and {p["chosen_pass_rate"] for p in inclusive} <= {1.0, 0.75, 0.5}
+    assert inclusive == export.dpo_pairs(s, chosen_inclusive=True, seed=0)  # seeded
+    one_each = export.dpo_pairs(s, max_chosen=1, max_rejected=1, seed=0)
+    assert len(one_each) == 1
+    assert len(export.dpo_pairs(s, max_pairs=3, seed=0)) == 3
+    # identical texts never form a pair; a tie never forms a pair
     same = [{"prompt": "P", "response": "x", "pass_rate": 1.0, "instruction_id": "i"},
             {"prompt": "P", "response": "x", "pass_rate": 0.0, "instruction_id": "i"}]
     assert export.dpo_pairs(same) == []
+    assert export.dpo_pairs(_scored("T", [0.0, 0.0, 0.0])) == []
 
 
-def test_instruction_level_pairs_and_formats():
-    ins = [{"id": "i0", "instruction": "Use lowercase.", "cases": [{"input": "abc", "output": True},
-                                                                    {"input": "ABC", "output": False},
-                                                                    {"input": "Abc", "output": False}]}]
-    pairs = export.instruction_pairs(ins, max_pairs=5)
-    assert len(pairs) == 2 and all(p["prompt"] == "Use lowercase." and p["chosen"] == "abc" for p in pairs)
+def test_instruction_level_pairs_use_measured_pass_rates():
+    from autoif_lib.sandbox import Sandbox, SandboxConfig
+
+    # The stated labels lie: "Abc" is labelled True but both functions reject it; "xyz" is labelled False
+    # but both accept it. Pairs follow what the functions measure, not the labels.
+    ins = [{"id": "i0", "instruction": "Use lowercase.",
+            "functions": [{"src": "def evaluate(r):\n    return r.islower()"},
+                          {"src": "def evaluate(r):\n    return not r[:1].isupper()"}],
+            "cases": [{"input": "abc", "output": True}, {"input": "Abc", "output": True},
+                      {"input": "ABC", "output": False}, {"input": "xyz", "output": False}]}]
+    with Sandbox(SandboxConfig(timeout_s=2.0)) as box:
+        pairs, scored = export.instruction_pairs(ins, box.verdicts, max_pairs=5)
+    rates = {r["response"]: r["pass_rate"] for r in scored}
+    assert rates == {"abc": 1.0, "Abc": 0.0, "ABC": 0.0, "xyz": 1.0}
+    assert {(p["chosen"], p["rejected"]) for p in pairs} == {("abc", "Abc"), ("abc", "ABC"), ("xyz", "Abc"),
+                                                             ("xyz", "ABC")}
+    assert all(p["level"] == "instruction" and p["chosen_pass_rate"] == 1.0 and p["rejected_pass_rate"] == 0.0
+               for p in pairs)
     trl = export.dpo_trl(pairs)[0]
     assert trl["prompt"] == [{"role": "user", "content": "Use lowercase."}]
-    assert trl["chosen"] == [{"role": "assistant", "content": "abc"}]
+    assert trl["chosen"][0]["role"] == "assistant"
     lf = export.dpo_llamafactory(pairs)[0]
     assert set(lf) == {"instruction", "input", "chosen", "rejected"}
 

@@ -1,5 +1,6 @@
-"""Training on a tiny model: parameters change after a step, the loss is logged, the online reward is
-the sandbox pass rate, and a multi-GPU recipe yields the right accelerate command."""
+"""Training on a tiny model: SFT puts loss on the response only, online DPO learns only from pairs the
+verifiers separate (none: no step), the online reward is the sandbox pass rate, and multi-GPU / multi-node
+recipes yield the right accelerate commands."""
 
 from __future__ import annotations
 
@@ -44,10 +45,43 @@ def _common(tmp_path):
     return {"max_steps": 2, "per_device_train_batch_size": 2, "learning_rate": 1e-3, "bf16": False}
 
 
+def _sft_file(path, pairs):
+    examples = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in pairs]
+    io.write_jsonl(path, train.sft_records(examples))
+    return path
+
+
+def test_sft_prompt_tokens_carry_no_loss(tiny_model, tmp_path):
+    """The collated batch SFTTrainer trains on: every label before the response is ignored (-100), and
+    exactly the response's tokens (plus the end-of-turn) carry loss."""
+    from transformers import AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    data = _sft_file(tmp_path / "sft.jsonl", [("Say HELLO in lowercase, please, and nothing else.", "hello there")])
+    args = SFTConfig(output_dir=str(tmp_path / "o"), report_to="none", use_cpu=True, bf16=False, max_length=128,
+                     completion_only_loss=True)
+    trainer = SFTTrainer(model=tiny_model, args=args, train_dataset=train._dataset(str(data), ["prompt", "completion"]))
+    batch = trainer.data_collator([trainer.train_dataset[0]])
+    labels, ids = batch["labels"][0].tolist(), batch["input_ids"][0].tolist()
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    prompt_len = len(tok.apply_chat_template([{"role": "user", "content": "Say HELLO in lowercase, please, and nothing else."}],
+                                             add_generation_prompt=True, tokenize=True))
+    assert all(x == -100 for x in labels[:prompt_len])                      # system + user + assistant header
+    trained = [i for i, x in zip(ids, labels) if x != -100]
+    assert tok.decode(trained).startswith("hello there")                    # the response, and only it
+    assert len(trained) <= len(tok("hello there", add_special_tokens=False)["input_ids"]) + 2  # + end of turn
+
+
+def test_sft_records_split_the_last_assistant_turn():
+    ex = {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
+                       {"role": "assistant", "content": "a"}]}
+    assert train.sft_records([ex]) == [{"prompt": ex["messages"][:2], "completion": ex["messages"][2:]}]
+    with pytest.raises(ValueError, match="without a final assistant turn"):
+        train.sft_records([{"messages": [{"role": "user", "content": "u"}]}])
+
+
 def test_sft_changes_parameters_and_logs_loss(tiny_model, tmp_path):
-    data = tmp_path / "sft.jsonl"
-    io.write_jsonl(data, [{"messages": [{"role": "user", "content": f"Say {w} in lowercase."},
-                                        {"role": "assistant", "content": w.lower()}]} for w in ["HELLO", "WORLD", "AGAIN", "MORE"]])
+    data = _sft_file(tmp_path / "sft.jsonl", [(f"Say {w} in lowercase.", w.lower()) for w in ["HELLO", "WORLD", "AGAIN", "MORE"]])
     before = _weights(tiny_model)
     res = train.run_job(TrainJob(kind="sft", model=tiny_model, train_file=str(data), output_dir=str(tmp_path / "out"),
                                  trl_args={**_common(tmp_path), "max_length": 64}))
@@ -58,8 +92,7 @@ def test_sft_changes_parameters_and_logs_loss(tiny_model, tmp_path):
 
 
 def test_sft_lora_is_merged(tiny_model, tmp_path):
-    data = tmp_path / "sft.jsonl"
-    io.write_jsonl(data, [{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "hello"}]}] * 4)
+    data = _sft_file(tmp_path / "sft.jsonl", [("Hi", "hello")] * 4)
     before = _weights(tiny_model)
     res = train.run_job(TrainJob(kind="sft", model=tiny_model, train_file=str(data), output_dir=str(tmp_path / "out"),
                                  trl_args={**_common(tmp_path), "max_length": 32},
@@ -106,34 +139,44 @@ def test_online_reward_equals_sandbox_pass_rate():
     assert rewards == expected == [1.0, 0.0, 0.0, 0.5]  # 'all lower here' has 3 words; errors fail
 
 
-def test_online_dpo_trl_runs_and_changes_parameters(tiny_model, tmp_path):
+def _scripted(passing):
+    """A sandbox stand-in: for every function, sample k of each prompt passes iff passing(k)."""
+    from types import SimpleNamespace
+
+    def runner(functions, inputs):
+        return [[SimpleNamespace(status="pass" if passing(k) else "fail") for k in range(len(inp))] for inp in inputs]
+    return runner
+
+
+def _online_job(tiny_model, tmp_path, n_prompts=3):
     data = tmp_path / "online.jsonl"
-    io.write_jsonl(data, [{"prompt": [{"role": "user", "content": f"Write something short {i}"}],
-                           "verifiers": [SHORT, LOWER]} for i in range(4)])
+    io.write_jsonl(data, [{"prompt": [{"role": "user", "content": f"Say anything {i}"}], "instruction_id": f"i{i}",
+                           "verifiers": ["def evaluate(r):\n    return True"]} for i in range(n_prompts)])
+    return TrainJob(kind="online_dpo", model=tiny_model, train_file=str(data), output_dir=str(tmp_path / "out"),
+                    iterations=2, samples_per_prompt=4, max_new_tokens=8, temperature=1.0,
+                    trl_args={**_common(tmp_path), "max_steps": 1})
+
+
+def test_online_dpo_without_a_separated_pair_takes_no_step(tiny_model, tmp_path):
     before = _weights(tiny_model)
-    res = train.run_job(TrainJob(kind="online_dpo", model=tiny_model, train_file=str(data),
-                                 output_dir=str(tmp_path / "out"), method="trl", max_new_tokens=8,
-                                 trl_args={**_common(tmp_path), "max_steps": 1}, sandbox={"timeout_s": 2.0}))
-    log = io.read_jsonl(tmp_path / "out" / "train_log.jsonl")
-    assert any("loss" in h for h in log)
+    res = train._online_loop(_online_job(tiny_model, tmp_path), _scripted(lambda k: False))  # nothing passes
+    assert [(i["pairs"], i["prompts_with_pair"], i["steps"]) for i in res["iterations"]] == [(0, 0, 0), (0, 0, 0)]
+    assert res["steps"] == 0 and res["trained"] is False and res["log_history"] == []
+    assert _changed(before, res["final_model"]) == 0  # the model is the initial one, bit for bit
+    res = train._online_loop(_online_job(tiny_model, tmp_path / "all"), _scripted(lambda k: True))  # all pass: ties
+    assert res["steps"] == 0 and all(i["pairs"] == 0 for i in res["iterations"])
+
+
+def test_online_dpo_loop_trains_on_exactly_the_separated_pairs(tiny_model, tmp_path):
+    before = _weights(tiny_model)
+    res = train._online_loop(_online_job(tiny_model, tmp_path), _scripted(lambda k: k == 0))  # sample 0 passes
+    first = res["iterations"][0]
+    # each prompt: 1 chosen (sample 0) x 2 of its 3 failing samples
+    assert (first["prompts"], first["samples"], first["prompts_with_pair"], first["pairs"]) == (3, 12, 3, 6)
+    assert first["steps"] == 1 and res["steps"] == 2
+    pairs = io.read_jsonl(tmp_path / "out" / "iter_1" / "pairs.jsonl")
+    assert len(pairs) == 6 and len({p["prompt"][0]["content"] for p in pairs}) == 3
     assert _changed(before, res["final_model"]) > 0
-
-
-def test_online_dpo_loop_builds_pairs_from_pass_rates(tiny_model, tmp_path):
-    # Verifiers that split the samples: one passes only short answers.
-    data = tmp_path / "online.jsonl"
-    io.write_jsonl(data, [{"prompt": [{"role": "user", "content": f"Say anything {i}"}],
-                           "instruction_id": f"i{i}", "verifiers": ["def evaluate(r):\n    return len(r) % 2 == 0"]}
-                          for i in range(3)])
-    res = train.run_job(TrainJob(kind="online_dpo", model=tiny_model, train_file=str(data),
-                                 output_dir=str(tmp_path / "out"), method="loop", iterations=1,
-                                 samples_per_prompt=4, max_new_tokens=6, temperature=1.0,
-                                 trl_args={**_common(tmp_path), "max_steps": 1}, sandbox={"timeout_s": 2.0}))
-    it = res["iterations"][0]
-    assert it["samples"] == 12
-    assert (tmp_path / "out" / "model" / "model.safetensors").exists()
-    if it["pairs"]:
-        assert it["steps"] == 1
 
 
 def test_multi_gpu_recipe_gives_accelerate_command(root, tmp_path):
@@ -149,3 +192,46 @@ def test_multi_gpu_recipe_gives_accelerate_command(root, tmp_path):
                    str(root / "params" / "accelerate" / "zero3.json"), "-m", "autoif_lib.train", str(job)]
     ds = json.loads((root / "params" / "accelerate" / "zero3.json").read_text())
     assert ds["zero_optimization"]["stage"] == 3
+
+
+def test_multi_node_recipe_gives_multi_node_command(root, tmp_path, monkeypatch):
+    from autoif_lib.recipes import load_recipe
+
+    r = load_recipe(root / "params" / "autoif" / "paper_qwen2_72b_self_alignment.yaml")
+    p = r.stages["08_sft"]
+    assert (p.num_gpus, p.num_machines) == (8, 8)
+    monkeypatch.setenv("MASTER_ADDR", "10.0.0.1")
+    monkeypatch.setenv("SLURM_NODEID", "3")
+    cmd = train.launch_command("job.json", p.num_gpus, "ds.json", python="/v/bin/python", num_machines=p.num_machines,
+                               machine_rank=p.machine_rank, main_process_ip=p.main_process_ip)
+    assert cmd[:12] == ["/v/bin/accelerate", "launch", "--num_processes", "64", "--num_machines", "8",
+                        "--machine_rank", "3", "--main_process_ip", "10.0.0.1", "--main_process_port", "29500"]
+    monkeypatch.delenv("MASTER_ADDR")
+    with pytest.raises(ValueError, match="main_process_ip"):
+        train.launch_command("job.json", 8, "ds.json", num_machines=2)
+    off = json.loads((root / "params" / "accelerate" / "zero3_offload.json").read_text())
+    assert off["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
+
+
+def test_online_loop_samples_with_the_recipes_backend(root, monkeypatch, tmp_path):
+    """Under accelerate only rank 0 samples; the generator is the recipe's backend with the policy as model."""
+    seen = []
+
+    class FakeGen:
+        def __init__(self, spec, cache_path=None, progress=True):
+            seen.append(spec)
+
+        def generate(self, convs, sp, desc=""):
+            return [["a", "b"] for _ in convs]
+
+    import autoif_lib.models as models
+
+    monkeypatch.setattr(models, "Generator", FakeGen)
+    job = TrainJob(kind="online_dpo", model="/ckpt/sft", train_file="x", output_dir=str(tmp_path),
+                   generation={"backend": "vllm", "model": "ignored", "tensor_parallel_size": 4})
+    prompts = [{"prompt": [{"role": "user", "content": "p"}], "instruction_id": "i", "verifiers": ["src"]}]
+    pairs, info = train.sample_and_pair(job, "/ckpt/sft", prompts, _scripted(lambda k: k == 0), 0)
+    assert seen[0].backend == "vllm" and seen[0].model == "/ckpt/sft" and seen[0].tensor_parallel_size == 4
+    assert info["pairs"] == 1 and [(p["chosen"], p["rejected"]) for p in pairs] == [("a", "b")]
+    monkeypatch.setenv("RANK", "1")
+    assert train._is_main_process() is False

@@ -3,20 +3,27 @@
 Pure over records and a verdict matrix (the sandbox produces the verdicts).
 For one instruction, with F functions and C cases:
 
-1. drop functions that do not compile (the sandbox's AST pre-check reasons);
-   deduplicate functions (by normalized AST) and cases (same input; an input
+1. drop functions that do not compile: the sandbox's AST pre-check reasons, and
+   functions whose module body fails when the sandbox loads it (``load_error``:
+   e.g. ``re.compile('[')`` at top level; the sandbox reports such a verdict
+   with a detail starting ``at module level:``, or ``module-level code exceeded``
+   for a timeout). Such a function neither votes nor counts towards the gates.
+   Deduplicate functions (by normalized AST) and cases (same input; an input
    labelled both ways is dropped as ``conflicting_labels``);
 2. gate: at least ``min_functions_before`` functions and ``min_cases_before`` cases;
 3. keep a case when the fraction of functions agreeing with its label is
    ``> case_agreement`` (rule ``majority``) or when any function agrees (``any``);
-4. a function's accuracy is its agreement with the kept cases, errors counting
-   as wrong; keep it when accuracy ``> fn_accuracy`` (``>=`` if inclusive);
+4. a function's accuracy is its agreement with all cases (``fn_accuracy_on:
+   all_cases``) or with the kept cases only (``kept_cases``), errors counting
+   as wrong; keep it when accuracy ``> fn_accuracy`` (``>=`` if inclusive).
+   The accuracy recorded on a kept function is the one the rule used;
 5. keep the instruction with at least ``min_functions_after`` functions and
    ``min_cases_after`` cases.
 
-Presets: ``paper`` (§3.2 of the paper: > 0.5 / > 0.5, at least 1 and 1) and
-``reference`` (the released code: >= 3 functions and >= 10 cases before
-filtering, a case kept if any function agrees, function accuracy >= 0.8).
+Presets: ``paper`` (§3.2 of the paper: case agreement > 0.5, function accuracy
+over all cases > 0.5, at least 1 and 1) and ``reference`` (the released code:
+>= 3 loadable functions and >= 10 cases before filtering, a case kept if any
+function agrees, function accuracy on the kept cases >= 0.8).
 """
 
 from __future__ import annotations
@@ -27,6 +34,10 @@ from dataclasses import dataclass, replace
 from typing import Literal, Sequence
 
 COMPILE_FAILURES = {"syntax_error", "no_evaluate", "forbidden_import"}
+# How the sandbox marks a verdict of a function whose module body failed before
+# evaluate() was called (server.py: exceptions, memory, kills at module level;
+# a module-level timeout). An exception inside evaluate has a plain "Type: message".
+MODULE_LEVEL_PREFIXES = ("at module level: ", "module-level code exceeded")
 
 
 @dataclass(frozen=True)
@@ -37,22 +48,34 @@ class Rules:
     case_agreement: float = 0.5
     fn_accuracy: float = 0.5
     fn_accuracy_inclusive: bool = False
+    fn_accuracy_on: Literal["all_cases", "kept_cases"] = "all_cases"
     min_functions_after: int = 1
     min_cases_after: int = 1
+
+    def __post_init__(self):
+        if self.case_rule not in ("majority", "any"):
+            raise ValueError(f"case_rule must be 'majority' or 'any', got {self.case_rule!r}")
+        if self.fn_accuracy_on not in ("all_cases", "kept_cases"):
+            raise ValueError(f"fn_accuracy_on must be 'all_cases' or 'kept_cases', got {self.fn_accuracy_on!r}")
 
 
 PRESETS = {
     "paper": Rules(),
     "reference": Rules(min_functions_before=3, min_cases_before=10, case_rule="any",
-                       fn_accuracy=0.8, fn_accuracy_inclusive=True),
+                       fn_accuracy=0.8, fn_accuracy_inclusive=True, fn_accuracy_on="kept_cases"),
 }
+
+# Rules fields the stage parameters may not have yet: read with the paper's default.
+_OPTIONAL_PARAM_FIELDS = ("fn_accuracy_on",)
 
 
 def rules_from_params(p) -> Rules:
     """The effective rules: the preset, or the individual fields when ``preset == 'custom'``."""
     if p.preset != "custom":
         return PRESETS[p.preset]
-    return replace(Rules(), **{f: getattr(p, f) for f in Rules.__dataclass_fields__})
+    paper = Rules()
+    return replace(paper, **{f: getattr(p, f, getattr(paper, f)) if f in _OPTIONAL_PARAM_FIELDS else getattr(p, f)
+                             for f in Rules.__dataclass_fields__})
 
 
 def normalize_source(src: str) -> str:
@@ -98,23 +121,44 @@ def _agrees(verdict, label: bool) -> bool:
     return verdict.status in ("pass", "fail") and verdict.ok == bool(label)
 
 
+def is_load_failure(verdict) -> bool:
+    """The sandbox says the function's module body failed before evaluate() ran."""
+    return str(getattr(verdict, "detail", "") or "").startswith(MODULE_LEVEL_PREFIXES)
+
+
+def not_compiled_reason(function: dict, row: Sequence) -> str | None:
+    """Why a function does not "compile" in the paper's sense, or None if it does.
+
+    The pre-check's reason prefix (``function['compile_error']``); else, when every
+    verdict of its row says so, the sandbox's compile status (``syntax_error``,
+    ``no_evaluate``, ``forbidden_import``) or ``load_error`` (its module body failed
+    while loading, before evaluate ran). Such a function neither votes nor counts."""
+    if function.get("compile_error"):
+        return function["compile_error"].split(":")[0]
+    if row and all(v.status in COMPILE_FAILURES for v in row):
+        return row[0].status
+    if row and all(is_load_failure(v) for v in row):
+        return "load_error"
+    return None
+
+
 def cross_validate(functions: Sequence[dict], cases: Sequence[dict], verdicts: Sequence[Sequence],
                    rules: Rules) -> dict:
     """Apply the rules to one instruction. ``verdicts[i][j]``: function i on case j's input.
 
     ``functions`` and ``cases`` are already deduplicated; a function that failed the
-    sandbox pre-check carries ``compile_error`` (its verdict row is ignored). Returns the kept functions (with
-    ``accuracy``), kept cases (with ``agreement``), the reason if rejected, and counts.
+    sandbox pre-check carries ``compile_error`` (its verdict row is ignored); one whose
+    module body fails in the sandbox is rejected as ``load_error`` (see
+    :func:`not_compiled_reason`). Returns the kept functions (with ``accuracy``, measured
+    as ``rules.fn_accuracy_on`` says), kept cases (with ``agreement``), the reason if
+    rejected, and counts.
     """
     fn_rejects = Counter()
     compiled = []
     for i, f in enumerate(functions):
-        row = verdicts[i]
-        # A function "compiles" unless the pre-check rejected it or every run says it cannot load.
-        reason = f.get("compile_error") or (row[0].status if row and all(
-            v.status in COMPILE_FAILURES for v in row) else None)
+        reason = not_compiled_reason(f, verdicts[i])
         if reason:
-            fn_rejects[reason.split(":")[0]] += 1
+            fn_rejects[reason] += 1
         else:
             compiled.append(i)
     result = {"kept": False, "reason": None, "functions": [], "cases": [], "fn_rejects": fn_rejects,
@@ -135,10 +179,12 @@ def cross_validate(functions: Sequence[dict], cases: Sequence[dict], verdicts: S
         else:
             result["case_rejects"]["case_disagreement"] += 1
     kept_fns = []
+    # paper: accuracy over all test cases; released code: over the kept cases only.
+    scored_on = [j for j, _ in kept_cases] if rules.fn_accuracy_on == "kept_cases" else range(len(cases))
     for i in compiled:
         if not kept_cases:
             break
-        acc = sum(_agrees(verdicts[i][j], cases[j]["output"]) for j, _ in kept_cases) / len(kept_cases)
+        acc = sum(_agrees(verdicts[i][j], cases[j]["output"]) for j in scored_on) / len(scored_on)
         ok = acc >= rules.fn_accuracy if rules.fn_accuracy_inclusive else acc > rules.fn_accuracy
         if ok:
             kept_fns.append(dict(functions[i], accuracy=round(acc, 4)))
@@ -212,7 +258,7 @@ def cross_validate_all(records: Sequence[dict], matrix, rules: Rules) -> dict:
         fn_rejects.update(res["fn_rejects"])
         case_rejects.update(res["case_rejects"])
         for f, row in zip(rec["functions"], verdicts):
-            if row:
+            if row and not not_compiled_reason(f, row):
                 fn_acc_all.append({"origin": f.get("origin"), "accuracy": function_accuracy_all_cases(row, rec["cases"])})
         base = {k: v for k, v in rec.items() if k not in ("functions", "cases")}
         if res["kept"]:
@@ -247,9 +293,10 @@ def verifier_quality(records: Sequence[dict], heldout: Sequence[dict], runner,
     if jobs:
         verdicts = runner([s for s, _ in jobs], [i for _, i in jobs])
         for (rec, f, labels), row in zip(meta, verdicts):
-            agree = 0.0 if f.get("compile_error") else verifier_agreement([row], labels)[0]
+            compiles = not not_compiled_reason(f, row)
+            agree = verifier_agreement([row], labels)[0] if compiles else 0.0
             rows.append({"seed_id": rec["id"], "instruction": rec["instruction"], "sample": f.get("sample"),
-                         "compiles": not f.get("compile_error"), "agreement": round(agree, 4),
+                         "compiles": compiles, "agreement": round(agree, 4),
                          "kept": (rec["id"], normalize_source(f["src"])) in survived,
                          "n_responses": len(labels)})
     return rows

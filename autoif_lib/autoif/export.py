@@ -4,21 +4,19 @@
   (``instruction/input/output/history``). The user turn is the one the response
   was generated and verified for (``prompt`` of stage 05), so the layout of
   instruction and query is the same in generation and training.
-* Query-level DPO pairs: chosen pass rate >= ``chosen_min`` (paper: 0.5),
-  rejected pass rate <= ``rejected_max`` (paper: 0), at most ``max_pairs`` per
-  prompt, seeded. Optionally instruction-level pairs: the instruction as the
-  prompt, a test case its functions pass vs one they fail.
+* Query-level DPO pairs (``autoif_lib.scoring.preference_pairs``): chosen pass rate
+  > ``chosen_min`` (paper: 0.5; ``>=`` is the released code's switch), rejected pass
+  rate <= ``rejected_max`` (paper: 0), at most 2 chosen x 2 rejected per prompt,
+  seeded. Instruction-level pairs: the instruction as the prompt, a test case its
+  kept functions pass vs one they all fail, by measured pass rate.
 * TRL preference format (conversational ``prompt``/``chosen``/``rejected``) and
   LLaMA-Factory's (``instruction/input/chosen/rejected`` + ``dataset_info.json``).
 """
 
 from __future__ import annotations
 
-import itertools
-import random
 from typing import Sequence
 
-from ..io import stable_hash
 from ..scoring import preference_pairs as dpo_pairs  # noqa: F401  (query-level pairs: the shared rule)
 from ..train import preference_records as dpo_trl  # noqa: F401  (TRL's conversational format)
 
@@ -32,18 +30,20 @@ def sft_alpaca(records: Sequence[dict]) -> list[dict]:
     return [{"instruction": r["prompt"], "input": "", "output": r["response"], "history": []} for r in records]
 
 
-def instruction_pairs(instructions: Sequence[dict], max_pairs: int = 2, seed: int = 0) -> list[dict]:
-    """Instruction-level pairs: prompt = the instruction, chosen = a passing case, rejected = a failing one."""
-    pairs = []
-    for ins in instructions:
-        good = [c["input"] for c in ins.get("cases", []) if c["output"] is True and c["input"].strip()]
-        bad = [c["input"] for c in ins.get("cases", []) if c["output"] is False and c["input"].strip()]
-        combos = list(itertools.product(good, bad))
-        rng = random.Random(int(stable_hash([seed, ins["id"]], 8), 16))
-        for g, b in rng.sample(combos, min(max_pairs, len(combos))):
-            pairs.append({"prompt": ins["instruction"], "chosen": g, "rejected": b, "chosen_pass_rate": 1.0,
-                          "rejected_pass_rate": 0.0, "instruction_id": ins["id"], "level": "instruction"})
-    return pairs
+def instruction_pairs(instructions: Sequence[dict], runner, chosen_min: float = 0.5, chosen_inclusive: bool = False,
+                      rejected_max: float = 0.0, max_pairs: int = 2, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """Instruction-level pairs (paper): prompt = the instruction, chosen / rejected = two of its test-case
+    inputs, ranked by the pass rate its kept functions measure on them in the sandbox (chosen > 0.5,
+    rejected = 0), not by the labels the cases state. Returns (pairs, the scored cases)."""
+    from ..scoring import pass_rates
+
+    items = [{"instruction_id": ins["id"], "prompt": ins["instruction"], "level": "instruction",
+              "responses": [c["input"] for c in ins.get("cases", []) if c["input"].strip()]} for ins in instructions]
+    fns = {ins["id"]: [f["src"] for f in ins["functions"]] for ins in instructions}
+    scored = pass_rates([i for i in items if i["responses"]], fns, runner)
+    pairs = dpo_pairs(scored, chosen_min, rejected_max, chosen_inclusive=chosen_inclusive, max_chosen=max_pairs,
+                      max_rejected=max_pairs, max_pairs=max_pairs, seed=seed)
+    return pairs, scored
 
 
 def dpo_llamafactory(pairs: Sequence[dict]) -> list[dict]:
@@ -109,8 +109,9 @@ def write_card(ctx, n_sft: int, n_dpo: int, n_online: int, n_heldout: int, layou
     settings = {"03_cross_validate.preset": p3["preset"],
                 **{f"06_verify_score.{k}": p6[k] for k in ("pass_threshold", "run_judge", "score_threshold")},
                 "supervisor": p5["supervisor"]["model"], "layout": layout, "seed": ctx.p.seed,
-                "dpo": f"chosen >= {ctx.p.chosen_min_pass}, rejected <= {ctx.p.rejected_max_pass}, "
-                       f"<= {ctx.p.max_pairs_per_prompt} per prompt"}
+                "dpo": f"chosen {'>=' if ctx.p.chosen_inclusive else '>'} {ctx.p.chosen_min_pass}, "
+                       f"rejected <= {ctx.p.rejected_max_pass}, <= {ctx.p.max_chosen_per_prompt} x "
+                       f"{ctx.p.max_rejected_per_prompt} per prompt"}
     ctx.write_json("card_counts.json", counts)
     ctx.write_text("README.md", dataset_card(counts, settings, FILES))
     return counts

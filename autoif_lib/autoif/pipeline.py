@@ -27,7 +27,7 @@ PIPELINE = register(Pipeline(
         Stage("04_backtranslate", S.BacktranslateParams, ("03_cross_validate",), ("instructions.jsonl", "rejected.jsonl"),
               doc="functions -> instructions again; NLI drops contradictions"),
         Stage("05_responses", S.ResponsesParams, ("04_backtranslate",),
-              ("pairs.jsonl", "heldout_instructions.jsonl", "train_instructions.jsonl"),
+              ("pairs.jsonl", "heldout_instructions.jsonl", "train_instructions.jsonl", "queries.jsonl"),
               doc="instructions x user queries -> K responses; held-out split"),
         Stage("06_verify_score", S.VerifyScoreParams, ("04_backtranslate", "05_responses"), ("scored.jsonl", "kept.jsonl"),
               doc="pass rate by execution, then an LLM quality score"),

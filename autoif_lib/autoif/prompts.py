@@ -100,15 +100,16 @@ def combine_turn(instruction: str, query: str, layout: str = "instruction_first"
     raise ValueError(f"unknown layout {layout!r}; use instruction_first or query_first")
 
 
-def quality_judge(instruction: str, query: str, answer: str) -> Messages:
-    """Score 0-10 how well an answer serves the query while obeying the instruction; last line 'Score: N'."""
+def quality_judge(instruction: str, query: str, answer: str, lo: int = 1) -> Messages:
+    """Score ``lo``-10 (paper: 1-10) how well an answer serves the query while obeying the instruction;
+    last line 'Score: N'."""
     return [{"role": "user", "content": (
         "Rate an assistant's answer.\n\n"
         f"User request: {query.strip()}\n"
         f"Extra rule the answer had to obey: {instruction.strip()}\n\n"
         f"Answer:\n<<<\n{answer.strip()}\n>>>\n\n"
         "Think briefly about whether the answer obeys the rule and still addresses the request "
-        "(obeying the rule may make it less complete; that is acceptable). Then give a score from 0 "
+        f"(obeying the rule may make it less complete; that is acceptable). Then give a score from {lo} "
         "(unrelated or broken) to 10 (obeys the rule and is genuinely helpful). "
         "End with a last line of the form \"Score: N\"."
     )}]

@@ -24,12 +24,35 @@ from ..scoring import keep_by_pass_rate, pass_rates  # noqa: F401  (the shared v
 from . import prompts
 
 
-def split_heldout(instructions: Sequence[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """(train, heldout): a seeded ``fraction`` held out, at least one when there are two or more."""
-    if fraction <= 0 or len(instructions) < 2:
+def near_duplicate_groups(instructions: Sequence[dict], threshold: float = 0.85) -> list[list[dict]]:
+    """Instructions grouped so that near-duplicate paraphrases (``parsing.near_duplicate``) share a group."""
+    from .parsing import near_duplicate
+
+    groups: list[list[dict]] = []
+    for r in instructions:
+        hit = [g for g in groups if any(near_duplicate(r["instruction"], o["instruction"], threshold) for o in g)]
+        merged = [r] + [o for g in hit for o in g]
+        groups = [g for g in groups if g not in hit] + [merged]
+    order = {r["id"]: k for k, r in enumerate(instructions)}
+    return sorted((sorted(g, key=lambda r: order[r["id"]]) for g in groups), key=lambda g: order[g[0]["id"]])
+
+
+def split_heldout(instructions: Sequence[dict], fraction: float, seed: int,
+                  threshold: float = 0.85) -> tuple[list[dict], list[dict]]:
+    """(train, heldout): a seeded ``fraction`` held out, at least one when there are two or more groups.
+
+    Near-duplicate paraphrases are held out or kept together, so none can leak across the split."""
+    groups = near_duplicate_groups(instructions, threshold)
+    if fraction <= 0 or len(groups) < 2:
         return list(instructions), []
-    n = min(len(instructions) - 1, max(1, round(fraction * len(instructions))))
-    ids = {r["id"] for r in random.Random(seed).sample(list(instructions), n)}
+    want = max(1, round(fraction * len(instructions)))
+    rng = random.Random(seed)
+    ids: set[str] = set()
+    for g in rng.sample(groups, len(groups)):
+        if len(ids) >= want:
+            break
+        if len(ids) + len(g) < len(instructions):  # always keep something to train on
+            ids |= {r["id"] for r in g}
     return [r for r in instructions if r["id"] not in ids], [r for r in instructions if r["id"] in ids]
 
 
@@ -51,10 +74,10 @@ def response_requests(pairs: Sequence[dict]) -> list[list[dict]]:
     return [[{"role": "user", "content": p["prompt"]}] for p in pairs]
 
 
-def judge_requests(records: Sequence[dict], style: str = "reasoned") -> list[list[dict]]:
+def judge_requests(records: Sequence[dict], style: str = "reasoned", lo: int = 1) -> list[list[dict]]:
     """``reasoned``: analysis, then ``Score: N`` (the paper). ``score_only``: the reply is primed with
     ``Score: `` so a small model gives a number at once (its analysis is noise anyway)."""
-    reqs = [prompts.quality_judge(r["instruction"], r["query"], r["response"]) for r in records]
+    reqs = [prompts.quality_judge(r["instruction"], r["query"], r["response"], lo) for r in records]
     if style == "score_only":
         reqs = [m + [{"role": "assistant", "content": "Score: "}] for m in reqs]
     elif style != "reasoned":
@@ -62,10 +85,11 @@ def judge_requests(records: Sequence[dict], style: str = "reasoned") -> list[lis
     return reqs
 
 
-def attach_scores(records: Sequence[dict], judgments: Sequence[Sequence[str]]) -> list[dict]:
+def attach_scores(records: Sequence[dict], judgments: Sequence[Sequence[str]], lo: int = 1) -> list[dict]:
+    """Mean of each record's parseable scores on the ``lo``-10 scale; a score outside it is unparsed."""
     out = []
     for r, texts in zip(records, judgments):
-        scores = [parse_score(t) for t in texts]
+        scores = [parse_score(t, lo=lo) for t in texts]
         valid = [s for s in scores if s is not None]
         out.append(dict(r, judge_scores=scores, judge_unparsed=len(scores) - len(valid),
                         score=round(sum(valid) / len(valid), 3) if valid else None))

@@ -4,8 +4,10 @@ A notebook's ``parameters`` cell mirrors its dataclass field for field (a test
 keeps them in sync, ``autoif sync-notebooks`` rewrites the cells from here),
 so the cell is the stage's whole interface and this file is its typed schema.
 Upstreams and products are declared next door, in ``pipeline.py``.
-Defaults are the quickstart values: a notebook opened in JupyterLab with no
-injection runs on them.
+Defaults follow the paper (arXiv 2406.13542; the released code's rules are documented
+switches); small-model aids live in ``params/autoif/quickstart.yaml`` only. Parameters
+cells are rendered with the quickstart recipe's values, so a notebook opened in
+JupyterLab with no injection runs the quickstart.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class EnvironmentParams(StageParams):
     n_prompts: int = param(3, "how many demo prompts the model answers", min=1, max=20)
     max_new_tokens: int = param(64, "new tokens per demo answer", min=1)
     temperature: float = param(0.0, "sampling temperature for the demo answers (0 is greedy)", min=0.0)
-    repetition_penalty: float = param(1.2, "keeps a 135M model out of loops", min=0.5, max=3.0)
+    repetition_penalty: float = param(1.0, "1.0 is off; the quickstart uses 1.2 to keep a 135M model out of loops", min=0.5, max=3.0)
     throughput_batch: int = param(8, "prompts in the throughput measurement", min=1)
     throughput_tokens: int = param(32, "new tokens per prompt in the throughput measurement", min=1)
 
@@ -50,13 +52,13 @@ class AugmentParams(StageParams):
 
     supervisor: ModelSpec = param(QUICKSTART_MODEL, "model that proposes instructions")
     seeds_file: str = param("", "seed instructions (.txt one per line, or .jsonl); empty uses the 36 shipped seeds", path=True)
-    n_calls: int = param(4, "K prompts sent to the model (paper: 100)", min=1)
-    instructions_per_call: int = param(10, "new instructions asked for per call", min=1, max=100)
-    n_examples: int = param(8, "seed instructions shown per call (a seeded sample)", min=1)
+    n_calls: int = param(100, "K prompts sent to the model (paper: 100)", min=1)
+    instructions_per_call: int = param(50, "new instructions asked for per call (the released prompt: 50)", min=1, max=100)
+    n_examples: int = param(36, "seed instructions shown per call, a seeded sample (the released prompt shows all 36)", min=1)
     temperature: float = param(0.9, "sampling temperature", min=0.0)
     top_p: float = param(0.95, "nucleus sampling mass", min=0.0, max=1.0)
-    max_new_tokens: int = param(256, "tokens per call", min=16)
-    repetition_penalty: float = param(1.15, "keeps a small model from repeating one line", min=0.5, max=3.0)
+    max_new_tokens: int = param(2048, "tokens per call", min=16)
+    repetition_penalty: float = param(1.0, "1.0 is off; small models need ~1.15 to stop repeating one line", min=0.5, max=3.0)
     near_dup_threshold: float = param(0.85, "drop an instruction this similar to an earlier one (0-1)", min=0.0, max=1.0)
     max_new_instructions: int = param(0, "cap on new instructions kept (0: no cap)", min=0)
 
@@ -66,15 +68,15 @@ class VerifiersParams(StageParams):
     """02_verifiers: K samples per instruction of an evaluate() function plus test cases."""
 
     supervisor: ModelSpec = param(QUICKSTART_MODEL, "model that writes verification functions")
-    n_samples: int = param(2, "K samples per instruction (paper's sample data: 8)", min=1)
-    cases_per_sample: int = param(4, "test cases asked for per sample", min=1, max=50)
+    n_samples: int = param(8, "K samples per instruction (the released sample data: 8)", min=1)
+    cases_per_sample: int = param(3, "test cases asked for per sample (the released prompt: 3)", min=1, max=50)
     max_instructions: int = param(0, "use at most this many instructions: a seeded mix of seeds and new ones (0: all)", min=0)
     temperature: float = param(0.7, "sampling temperature", min=0.0)
     top_p: float = param(0.95, "nucleus sampling mass", min=0.0, max=1.0)
-    max_new_tokens: int = param(128, "tokens per sample", min=32)
-    repetition_penalty: float = param(1.1, "repetition penalty", min=0.5, max=3.0)
+    max_new_tokens: int = param(1024, "tokens per sample", min=32)
+    repetition_penalty: float = param(1.0, "1.0 is off (a penalty corrupts code: it punishes repeated keywords)", min=0.5, max=3.0)
     add_reference_verifiers: bool = param(
-        True, "add the seeds' hand-written verifiers and cases to the pool (labelled origin: reference)")
+        False, "add the seeds' hand-written verifiers and cases to the pool (labelled origin: reference)")
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,9 @@ class CrossValidateParams(StageParams, SandboxFields):
     min_cases_before: int = param(1, "custom: cases needed before filtering (reference: 10)", min=1)
     case_rule: Literal["majority", "any"] = param("majority", "custom: keep a case by majority of functions or if any agrees")
     case_agreement: float = param(0.5, "custom: majority rule keeps a case when more than this fraction agrees", min=0.0, max=1.0)
-    fn_accuracy: float = param(0.5, "custom: keep a function when its accuracy on kept cases is above this", min=0.0, max=1.0)
+    fn_accuracy: float = param(0.5, "custom: keep a function when its accuracy (on fn_accuracy_on) is above this", min=0.0, max=1.0)
+    fn_accuracy_on: Literal["all_cases", "kept_cases"] = param(
+        "all_cases", "custom: score a function on all cases (paper) or on the kept cases only (reference)")
     fn_accuracy_inclusive: bool = param(False, "custom: accept accuracy equal to the threshold (reference: true, at 0.8)")
     min_functions_after: int = param(1, "custom: functions an instruction keeps at least", min=1)
     min_cases_after: int = param(1, "custom: cases an instruction keeps at least", min=1)
@@ -96,7 +100,7 @@ class CrossValidateParams(StageParams, SandboxFields):
         if self.preset != "custom":
             base = CrossValidateParams.__dataclass_fields__
             changed = [f for f in ("min_functions_before", "min_cases_before", "case_rule", "case_agreement",
-                                   "fn_accuracy", "fn_accuracy_inclusive", "min_functions_after", "min_cases_after")
+                                   "fn_accuracy", "fn_accuracy_on", "fn_accuracy_inclusive", "min_functions_after", "min_cases_after")
                        if getattr(self, f) != base[f].default]
             if changed:
                 raise ValueError(f"{', '.join(changed)}: only used with preset: custom (preset is {self.preset!r})")
@@ -109,11 +113,12 @@ class BacktranslateParams(StageParams):
     supervisor: ModelSpec = param(QUICKSTART_MODEL, "model that back-translates (and judges, with nli_backend llm)")
     n_functions: int = param(3, "functions back-translated per instruction, most accurate first", min=1)
     temperature: float = param(0.0, "sampling temperature for back-translation", min=0.0)
-    max_new_tokens: int = param(160, "tokens per back-translation reply", min=16)
-    repetition_penalty: float = param(1.1, "repetition penalty", min=0.5, max=3.0)
+    max_new_tokens: int = param(512, "tokens per back-translation reply", min=16)
+    repetition_penalty: float = param(1.0, "1.0 is off", min=0.5, max=3.0)
     nli_backend: Literal["llm", "cross_encoder"] = param(
-        "llm", "llm: the supervisor judges entailment; cross_encoder: an NLI classifier (nli_model)")
-    nli_model: str = param("", "cross_encoder: hub id or folder, e.g. MoritzLaurer/mDeBERTa-v3-base-xnli-multilingual-nli-2mil7")
+        "cross_encoder", "llm: the supervisor judges entailment; cross_encoder: an NLI classifier (nli_model)")
+    nli_model: str = param("MoritzLaurer/mDeBERTa-v3-base-xnli-multilingual-nli-2mil7",
+                           "cross_encoder: hub id or folder of an NLI classifier (the released code's mDeBERTa)")
     max_contradictions: int = param(0, "drop an instruction with more contradicting back-translations than this", min=0)
     drop_unparsed: bool = param(False, "drop instructions whose back-translation cannot be read (reference: true)")
 
@@ -131,16 +136,16 @@ class ResponsesParams(StageParams):
     queries_dataset: str = param("", "a hub dataset id instead of a file (needs hub access), e.g. anon8231489123/ShareGPT_Vicuna_unfiltered")
     min_query_chars: int = param(20, "drop shorter queries (reference: 20)", min=0)
     max_query_chars: int = param(300, "drop longer queries (reference: 300)", min=1)
-    heldout_fraction: float = param(0.2, "share of instructions held out for evaluation (never trained on)", min=0.0, max=0.9)
+    heldout_fraction: float = param(0.05, "share of instructions held out for evaluation (never trained on; near-duplicates stay together)", min=0.0, max=0.9)
     max_instructions: int = param(0, "use at most this many training instructions (0: all)", min=0)
-    queries_per_instruction: int = param(2, "M queries per instruction (paper: 16)", min=1)
-    responses_per_query: int = param(3, "K responses per (instruction, query) (paper: 8)", min=1)
+    queries_per_instruction: int = param(16, "M queries per instruction (paper: 16)", min=1)
+    responses_per_query: int = param(8, "K responses per (instruction, query) (paper: 8)", min=1)
     layout: Literal["instruction_first", "query_first"] = param(
         "instruction_first", "user turn layout, used for generation and for the exported training data alike")
     temperature: float = param(0.7, "sampling temperature", min=0.0)
     top_p: float = param(0.95, "nucleus sampling mass", min=0.0, max=1.0)
-    max_new_tokens: int = param(96, "tokens per response", min=8)
-    repetition_penalty: float = param(1.15, "repetition penalty", min=0.5, max=3.0)
+    max_new_tokens: int = param(1024, "tokens per response", min=8)
+    repetition_penalty: float = param(1.0, "1.0 is off", min=0.5, max=3.0)
 
 
 @dataclass(frozen=True)
@@ -152,22 +157,26 @@ class VerifyScoreParams(StageParams, SandboxFields):
     pass_inclusive: bool = param(False, "accept a pass rate equal to the threshold")
     run_judge: bool = param(True, "LLM quality judgment (false reproduces the 'w/o query quality' ablation)")
     judge_style: Literal["reasoned", "score_only"] = param(
-        "score_only", "reasoned: analysis then 'Score: N' (paper); score_only: reply primed with 'Score: ' (small models)")
-    n_judgments: int = param(3, "judgments per response, averaged", min=1)
-    judge_temperature: float = param(0.7, "judge sampling temperature (use > 0 with n_judgments > 1)", min=0.0)
-    judge_max_new_tokens: int = param(4, "tokens per judgment (a reasoned judge needs ~256)", min=1)
-    score_threshold: float = param(8.0, "keep a response whose mean score is above this (reference: > 8)", min=0.0, max=10.0)
-    score_inclusive: bool = param(False, "accept a score equal to the threshold (the paper's wording)")
+        "reasoned", "reasoned: analysis then 'Score: N' (paper); score_only: reply primed with 'Score: ' (small models)")
+    n_judgments: int = param(1, "judgments per response, averaged", min=1)
+    judge_temperature: float = param(0.0, "judge sampling temperature (use > 0 with n_judgments > 1)", min=0.0)
+    judge_max_new_tokens: int = param(512, "tokens per judgment (a score_only judge needs ~4)", min=1)
+    score_min: int = param(1, "lowest score on the judge's scale: 1 (paper: 1-10) or 0 (released code: 0-10)", choices=(0, 1))
+    score_threshold: float = param(8.0, "score threshold (paper and released code: 8)", min=0.0, max=10.0)
+    score_inclusive: bool = param(True, "keep a score equal to the threshold: true = 'not below 8' (paper), false = '> 8' (released code)")
 
 
 @dataclass(frozen=True)
-class ExportParams(StageParams):
+class ExportParams(StageParams, SandboxFields):
     """07_export: SFT and DPO data for TRL and LLaMA-Factory, a held-out split and a dataset card."""
 
-    chosen_min_pass: float = param(0.5, "DPO chosen: pass rate at least this (paper: 0.5)", min=0.0, max=1.0)
+    chosen_min_pass: float = param(0.5, "DPO chosen: pass rate above this (paper: > 0.5)", min=0.0, max=1.0)
+    chosen_inclusive: bool = param(False, "chosen may equal chosen_min_pass: false = '> 0.5' (paper), true = '>= 0.5' (released code)")
     rejected_max_pass: float = param(0.0, "DPO rejected: pass rate at most this (paper: 0)", min=0.0, max=1.0)
-    max_pairs_per_prompt: int = param(4, "DPO pairs per prompt at most (reference: 4)", min=1)
-    instruction_level_pairs: bool = param(False, "also add instruction-level pairs (passing vs failing test case)")
+    max_chosen_per_prompt: int = param(2, "distinct chosen responses sampled per prompt (released code: 2)", min=1)
+    max_rejected_per_prompt: int = param(2, "distinct rejected responses sampled per prompt (released code: 2)", min=1)
+    max_pairs_per_prompt: int = param(0, "cap on pairs per prompt after that (0: chosen x rejected, at most 4 by default)", min=0)
+    instruction_level_pairs: bool = param(True, "also add instruction-level pairs: a test case the kept functions pass (> 0.5) vs one they all fail (paper)")
     max_instruction_pairs: int = param(2, "instruction-level pairs per instruction at most", min=1)
 
 
@@ -199,8 +208,16 @@ class TrainFields:
     base_model: str = param("embedded", "policy to train: hub id, local folder or 'embedded'. Equal to the supervisor: self-alignment; smaller: strong-to-weak")
     use_lora: bool = param(False, "LoRA adapters (merged into the saved checkpoint) instead of full fine-tuning")
     lora: dict = param(_LORA, "peft LoraConfig arguments, used when use_lora")
-    num_gpus: int = param(0, "0 or 1: train inside the kernel; more: accelerate launch with DeepSpeed ZeRO-3", min=0)
-    deepspeed_config: str = param("params/accelerate/zero3.json", "DeepSpeed config for num_gpus > 1", path=True)
+    num_gpus: int = param(0, "GPUs per machine. 0 or 1 (and one machine): train inside the kernel; more: accelerate launch with DeepSpeed", min=0)
+    num_machines: int = param(1, "machines in the accelerate launch (multi-node: run the same stage on every node)", min=1)
+    machine_rank: int = param(0, "this machine's rank in a multi-node launch (0: from MACHINE_RANK / SLURM_NODEID if set)", min=0)
+    main_process_ip: str = param("", "multi-node: address of machine 0 (empty: from MASTER_ADDR)")
+    main_process_port: int = param(29500, "multi-node: port on machine 0", min=1, max=65535)
+    deepspeed_config: str = param("params/accelerate/zero3.json", "DeepSpeed config for accelerate launches", path=True)
+
+    def _check_launch(self):
+        if self.machine_rank >= self.num_machines:
+            raise ValueError(f"machine_rank: must be < num_machines ({self.num_machines}), got {self.machine_rank}")
 
 
 @dataclass(frozen=True)
@@ -208,11 +225,13 @@ class SFTParams(StageParams, TrainFields):
     """08_sft: supervised fine-tuning on the verified SFT data with TRL's SFTTrainer."""
 
     max_examples: int = param(0, "use at most this many SFT examples (0: all)", min=0)
-    sft: dict = param({"learning_rate": 2e-5, "max_steps": 12, "per_device_train_batch_size": 4,
-                       "lr_scheduler_type": "linear", "warmup_steps": 2, "weight_decay": 0.1, "max_length": 384},
-                      "trl SFTConfig arguments, with TRL's own field names")
+    sft: dict = param({"learning_rate": 7e-6, "lr_scheduler_type": "linear", "warmup_steps": 20, "weight_decay": 0.1,
+                       "num_train_epochs": 3, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 8,
+                       "max_length": 8192, "adam_beta1": 0.9, "adam_beta2": 0.95},
+                      "trl SFTConfig arguments, with TRL's own field names (paper App. B; loss on the response only)")
 
     def __post_init__(self):
+        self._check_launch()
         _check_trl(self, "SFTConfig", "sft")
 
 
@@ -222,32 +241,46 @@ class DPOParams(StageParams, TrainFields):
 
     init_from: Literal["sft", "base"] = param("sft", "start from the SFT checkpoint (paper) or the base model")
     max_pairs: int = param(0, "use at most this many pairs (0: all)", min=0)
-    dpo: dict = param({"learning_rate": 5e-6, "max_steps": 8, "per_device_train_batch_size": 4, "beta": 0.3,
-                       "lr_scheduler_type": "cosine", "warmup_steps": 0.1, "max_length": 384},
+    dpo: dict = param({"learning_rate": 5e-7, "lr_scheduler_type": "cosine", "warmup_steps": 0.1, "beta": 0.3,
+                       "num_train_epochs": 2, "per_device_train_batch_size": 1, "gradient_accumulation_steps": 8,
+                       "max_length": 4096},
                       "trl DPOConfig arguments, with TRL's own field names")
 
     def __post_init__(self):
+        self._check_launch()
         _check_trl(self, "DPOConfig", "dpo")
 
 
 @dataclass(frozen=True)
 class OnlineDPOParams(StageParams, TrainFields, SandboxFields):
-    """10_online_dpo: the policy samples, the verification functions score, DPO trains; N iterations."""
+    """10_online_dpo: the policy samples, the verification functions score, DPO trains; N iterations.
 
-    init_from: Literal["dpo", "sft", "base"] = param("dpo", "start from the offline-DPO checkpoint (paper), SFT or base")
-    method: Literal["trl", "loop"] = param("trl", "trl: OnlineDPOTrainer with a sandbox reward; loop: explicit sample-score-pair-DPO iterations")
-    iterations: int = param(1, "loop: sample-score-train iterations (the paper does not give N)", min=1)
-    samples_per_prompt: int = param(4, "loop: K samples per prompt (OnlineDPOTrainer always draws 2)", min=2)
+    Each iteration: K samples per prompt from the current policy, pass rates by execution, pairs
+    separated by the verifiers (chosen > 0.5, rejected = 0), DPO on those pairs only. A prompt whose
+    samples pass alike gives no pair, and an iteration without pairs takes no optimiser step (TRL's
+    OnlineDPOTrainer, which ranks two samples even on a tie, is not used for that reason).
+    """
+
+    init_from: Literal["sft", "dpo", "base"] = param("sft", "sample from and train this model: SFT (paper: online and offline DPO are separate branches from SFT), offline DPO, or base")
+    generation: ModelSpec = param(QUICKSTART_MODEL, "backend for on-policy sampling (vllm on GPU nodes); its model is the current policy")
+    iterations: int = param(2, "sample-score-train iterations (the paper does not give N)", min=1)
+    samples_per_prompt: int = param(8, "K samples per prompt", min=2)
     temperature: float = param(0.8, "on-policy sampling temperature (paper: 0.8)", min=0.0)
-    max_new_tokens: int = param(48, "tokens per on-policy sample", min=4)
-    max_prompts: int = param(16, "use at most this many prompts (0: all)", min=0)
-    chosen_min_pass: float = param(0.5, "loop: chosen needs a pass rate at least this", min=0.0, max=1.0)
-    rejected_max_pass: float = param(0.0, "loop: rejected needs a pass rate at most this", min=0.0, max=1.0)
-    online: dict = param({"learning_rate": 5e-6, "max_steps": 4, "per_device_train_batch_size": 4, "beta": 0.3},
-                         "trl OnlineDPOConfig arguments (method trl) or DPOConfig arguments (method loop)")
+    max_new_tokens: int = param(1024, "tokens per on-policy sample", min=4)
+    max_prompts: int = param(0, "use at most this many prompts (0: all)", min=0)
+    chosen_min_pass: float = param(0.5, "chosen needs a pass rate above this (paper: > 0.5)", min=0.0, max=1.0)
+    chosen_inclusive: bool = param(False, "chosen may equal chosen_min_pass (released code: >= 0.5)")
+    rejected_max_pass: float = param(0.0, "rejected needs a pass rate at most this (paper: 0)", min=0.0, max=1.0)
+    max_chosen_per_prompt: int = param(2, "distinct chosen samples per prompt (released code: 2)", min=1)
+    max_rejected_per_prompt: int = param(2, "distinct rejected samples per prompt (released code: 2)", min=1)
+    online: dict = param({"learning_rate": 5e-7, "lr_scheduler_type": "cosine", "warmup_steps": 0.1, "beta": 0.3,
+                          "num_train_epochs": 1, "per_device_train_batch_size": 1, "gradient_accumulation_steps": 8,
+                          "max_length": 4096},
+                         "trl DPOConfig arguments for each iteration's DPO step")
 
     def __post_init__(self):
-        _check_trl(self, "OnlineDPOConfig" if self.method == "trl" else "DPOConfig", "online")
+        self._check_launch()
+        _check_trl(self, "DPOConfig", "online")
 
 
 @dataclass(frozen=True)
@@ -259,7 +292,7 @@ class EvaluateParams(StageParams, SandboxFields):
                                    choices=("base", "sft", "dpo", "online_dpo"))
     generation: ModelSpec = param(QUICKSTART_MODEL, "backend for evaluation generation (its model field is replaced by each checkpoint)")
     ifeval_source: str = param("builtin", "builtin (the canonical 541 prompts, offline), a JSONL path, or google/IFEval (hub)")
-    ifeval_subset: int = param(16, "a fixed, seeded subset of prompts for CPU runs (0: all 541)", min=0)
-    max_new_tokens: int = param(128, "tokens per IFEval response (greedy)", min=8)
-    heldout_queries: int = param(2, "queries per held-out instruction for the verifier pass rate", min=0)
-    heldout_max_new_tokens: int = param(96, "tokens per held-out response (greedy)", min=8)
+    ifeval_subset: int = param(0, "a fixed, seeded subset of prompts for CPU runs (0: all 541)", min=0)
+    max_new_tokens: int = param(1280, "tokens per IFEval response (greedy)", min=8)
+    heldout_queries: int = param(4, "queries per held-out instruction for the verifier pass rate", min=0)
+    heldout_max_new_tokens: int = param(1024, "tokens per held-out response (greedy; short caps make 'exactly 100 words' unsatisfiable)", min=8)

@@ -12,9 +12,11 @@ backend for the missing ones and caches the results; backends only generate.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,8 +64,8 @@ def resolve_model_path(name: str) -> str:
 
 def model_fingerprint(spec: ModelSpec) -> str:
     """Identity of the weights for the cache key: local folders by file sizes/mtimes."""
-    if spec.backend == "openai":
-        return f"openai:{spec.base_url}:{spec.model}"
+    if spec.backend == "openai":  # the dialect changes what a prefilled prompt looks like to the server
+        return f"openai:{spec.base_url}:{spec.model}:{spec.openai_dialect}"
     name = spec.model
     if name == EMBEDDED:
         from ..embedded import CONVERSION_VERSION, FOLDER_NAME
@@ -219,36 +221,121 @@ class VLLMBackend:
 
 
 class OpenAIBackend:
+    """Chat Completions over HTTP, in one of two dialects (``ModelSpec.openai_dialect``).
+
+    * ``standard`` (hosted APIs, which reject unknown fields): the body holds only official
+      Chat Completions fields (:attr:`STANDARD_FIELDS`). ``repetition_penalty`` is not sent
+      (with a warning), and an assistant prefill is folded into the prompt as a plain request
+      (:meth:`fold_prefill`); see :meth:`strip_echoed_primer` for how replies are shaped.
+    * ``vllm`` (``vllm serve``): also real assistant prefill through vLLM's
+      ``add_generation_prompt=False, continue_final_message=True`` and ``repetition_penalty``.
+
+    Either way the text returned is the continuation *after* the primer: the Generator
+    prepends the primer, so callers see ``primer + continuation`` on every backend.
+    """
+
     name = "openai"
+    # 408/409 are transient by definition (timeout, lock conflict); the official SDK retries them
+    # too. Any other 4xx (400 unknown field, 401 bad key, 404 model, 422 ...) fails at once.
     RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+    # Every key a "standard" request body may hold: official Chat Completions fields only.
+    STANDARD_FIELDS = frozenset({"model", "messages", "n", "temperature", "top_p", "max_tokens", "seed", "stop"})
+    MAX_STOP = 4  # the official API takes at most 4 stop strings; all of them are applied client-side anyway
+    PREFILL_INSTRUCTION = ("Start your reply with exactly this text (given here as a JSON string), "
+                           "then continue from it: {primer}")
 
     def __init__(self, spec: ModelSpec, sleep=time.sleep):
         import httpx
 
         self.spec = spec
+        self.dialect = getattr(spec, "openai_dialect", "standard")
+        if self.dialect not in ("standard", "vllm"):
+            raise ValueError(f"openai_dialect must be 'standard' or 'vllm', got {self.dialect!r}")
         self.sleep = sleep
+        self._warned_rp = False
         key = os.environ.get(spec.api_key_env, "")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.client = httpx.Client(base_url=spec.base_url.rstrip("/"), headers=headers,
                                    timeout=spec.request_timeout_s)
 
+    @classmethod
+    def fold_prefill(cls, messages: Messages, primer: str) -> Messages:
+        """Standard dialect: replace a final assistant primer by a plain request for it.
+
+        The trailing assistant message is dropped (a hosted API would start a *new* assistant
+        turn after it, not continue it) and the last user message gets an instruction to begin
+        the reply with the primer, JSON-quoted so trailing spaces and newlines stay visible. If
+        the message before the primer is not a user message, the instruction is a new user turn.
+        """
+        msgs = [dict(m) for m in messages]
+        if not msgs or msgs[-1]["role"] != "assistant":
+            return msgs
+        msgs.pop()
+        if not primer:
+            return msgs  # an empty assistant turn primes nothing
+        ask = cls.PREFILL_INSTRUCTION.format(primer=json.dumps(primer, ensure_ascii=False))
+        if msgs and msgs[-1]["role"] == "user":
+            msgs[-1]["content"] = f"{msgs[-1]['content']}\n\n{ask}"
+        else:
+            msgs.append({"role": "user", "content": ask})
+        return msgs
+
+    @staticmethod
+    def strip_echoed_primer(text: str, primer: str) -> str:
+        """Standard dialect: the continuation after the primer, from a reply asked to start with it.
+
+        Real prefill returns only the continuation and the Generator prepends the primer. Here the
+        model was *asked* to write the primer itself, so a reply that starts with it (leading
+        whitespace, or different whitespace at the primer's end such as "Score:7" for "Score: ",
+        tolerated) has it cut off; a reply that ignored the request is kept whole, and the
+        Generator still prepends the primer. Either way callers get text that starts with the
+        primer, the same shape as with real prefill, and parsers that rely on it keep working.
+        """
+        body = text.lstrip()
+        if body.startswith(primer):
+            return body[len(primer):]
+        core = primer.rstrip()
+        if core != primer and core and body.startswith(core):
+            return body[len(core):].lstrip()  # the primer supplies the trailing whitespace
+        return body if primer[-1:].isspace() else text
+
+    def request_body(self, row: Row, sp: SamplingParams) -> dict:
+        """The JSON body for one completion of ``row`` in this backend's dialect."""
+        body = {"model": self.spec.model, "n": 1, "temperature": sp.temperature, "top_p": sp.top_p,
+                "max_tokens": sp.max_new_tokens, "seed": row.seed}
+        if self.dialect == "vllm":
+            body["messages"] = row.as_messages()
+            if sp.stop:
+                body["stop"] = list(sp.stop)
+            if sp.repetition_penalty != 1.0:
+                body["repetition_penalty"] = sp.repetition_penalty  # vLLM extension
+            if row.prefill:
+                # vLLM-serve extension: continue the final assistant message instead of starting a new one.
+                body.update(add_generation_prompt=False, continue_final_message=True)
+            return body
+        body["messages"] = self.fold_prefill(row.as_messages(), row.prefill)
+        # A stop string inside the primer would end the reply while the model echoes the primer:
+        # those are applied client-side only, to the continuation (as with real prefill).
+        stop = [s for s in sp.stop if s and s not in row.prefill][:self.MAX_STOP]
+        if stop:
+            body["stop"] = stop
+        if sp.repetition_penalty != 1.0 and not self._warned_rp:
+            self._warned_rp = True
+            warnings.warn(f"openai backend (openai_dialect='standard'): repetition_penalty="
+                          f"{sp.repetition_penalty} is not an official Chat Completions field and is not sent; "
+                          "set openai_dialect='vllm' for a `vllm serve` server", stacklevel=2)
+        return body
+
     def _one(self, row: Row, sp: SamplingParams) -> str:
-        body = {"model": self.spec.model, "messages": row.as_messages(), "n": 1,
-                "temperature": sp.temperature, "top_p": sp.top_p, "max_tokens": sp.max_new_tokens,
-                "seed": row.seed}
-        if sp.stop:
-            body["stop"] = list(sp.stop)
-        if sp.repetition_penalty != 1.0:
-            body["repetition_penalty"] = sp.repetition_penalty  # vLLM extension; OpenAI rejects it
-        if row.prefill:
-            # vLLM-serve extension: continue the final assistant message instead of starting a new one.
-            body.update(add_generation_prompt=False, continue_final_message=True)
+        body = self.request_body(row, sp)
         last = ""
         for attempt in range(self.spec.max_retries + 1):
             try:
                 r = self.client.post("/chat/completions", json=body)
                 if r.status_code == 200:
                     text = r.json()["choices"][0]["message"].get("content") or ""
+                    if self.dialect == "standard" and row.prefill:
+                        text = self.strip_echoed_primer(text, row.prefill)
                     return truncate_at_stop(text, sp.stop)
                 last = f"HTTP {r.status_code}: {r.text[:200]}"
                 if r.status_code not in self.RETRY_STATUS:
@@ -258,7 +345,10 @@ class OpenAIBackend:
             if attempt < self.spec.max_retries:
                 # Exponential backoff with jitter so parallel workers do not retry in lockstep.
                 self.sleep(min(60.0, 0.5 * 2 ** attempt) * (0.5 + random.random()))
-        raise RuntimeError(f"openai backend: request to {self.spec.base_url} failed: {last}")
+        hint = ""
+        if self.dialect == "vllm" and last.startswith("HTTP 400"):
+            hint = " (openai_dialect='vllm' sends vLLM-only fields; use 'standard' for a hosted API)"
+        raise RuntimeError(f"openai backend: request to {self.spec.base_url} failed: {last}{hint}")
 
     def generate_batch(self, rows: Sequence[Row], sp: SamplingParams) -> list[str]:
         with ThreadPoolExecutor(max_workers=self.spec.max_concurrency) as pool:

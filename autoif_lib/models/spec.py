@@ -31,6 +31,11 @@ class ModelSpec:
     max_concurrency: int = param(8, "openai: parallel in-flight requests", min=1)
     request_timeout_s: float = param(120.0, "openai: per-request timeout in seconds", min=1)
     max_retries: int = param(5, "openai: retries with exponential backoff on 429/5xx/connection errors", min=0)
+    openai_dialect: Literal["standard", "vllm"] = param(
+        "standard", "openai: which request fields the server accepts. standard = hosted APIs (OpenAI and "
+        "compatible): only the official Chat Completions fields; repetition_penalty is not sent and an "
+        "assistant prefill is asked for in the prompt instead. vllm = `vllm serve`: also true assistant "
+        "prefill (continue_final_message / add_generation_prompt) and repetition_penalty")
     trust_remote_code: bool = param(False, "allow model repos with custom code (transformers / vllm)")
 
 

@@ -1,0 +1,151 @@
+"""GPU check (`make gpu-check`): the CUDA paths, end to end on the embedded model, in a few minutes.
+
+On one CUDA GPU: the vLLM backend generates and judges (NLI by generation: vLLM has no likelihood
+scoring here), one SFT, one DPO and one online-DPO step train on CUDA, and the online-DPO loop runs
+under `accelerate launch` with 1 process. Prints a pass/fail table and tokens/s of vLLM vs the
+transformers backend; writes the same as JSON. Without a CUDA GPU it says so and exits 0 (CI).
+
+    python bench/gpu_check.py --out outputs/bench/gpu_check.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PROMPTS = ["Write one sentence about the sea.", "List three colours.", "Say hello in French.",
+           "Name a prime number.", "Describe a cat in five words.", "What is 2 + 2?"] * 4
+LOWER = "def evaluate(response):\n    return response == response.lower()"
+
+
+def _throughput(spec):
+    from autoif_lib.models import Generator, SamplingParams
+    from autoif_lib.throughput import measure_layer
+
+    gen = Generator(spec, cache_path=None, progress=False)
+    return gen, measure_layer(gen, PROMPTS, SamplingParams(temperature=0.0, max_new_tokens=64))
+
+
+def check_vllm(results):
+    from autoif_lib.autoif import nli
+    from autoif_lib.models import ModelSpec, SamplingParams
+
+    gen, tp = _throughput(ModelSpec(backend="vllm", model="embedded", gpu_memory_utilization=0.3))
+    results["tokens_per_s"]["vllm"] = tp["tokens_per_s"]
+    judge = nli.LLMJudgeNLI(gen, SamplingParams(temperature=0.0, max_new_tokens=12))
+    labels = judge.predict([("Answer in lowercase.", "Write only lowercase letters.")])
+    assert len(labels) == 1, labels
+    return f"{tp['tokens_per_s']} tok/s; judge mode {judge.mode}, label {labels[0]}"
+
+
+def check_transformers(results):
+    from autoif_lib.autoif import nli
+    from autoif_lib.models import ModelSpec, SamplingParams
+
+    gen, tp = _throughput(ModelSpec(backend="transformers", model="embedded", device="cuda", batch_size=24))
+    results["tokens_per_s"]["transformers"] = tp["tokens_per_s"]
+    judge = nli.LLMJudgeNLI(gen, SamplingParams(temperature=0.0, max_new_tokens=12))
+    labels = judge.predict([("Answer in lowercase.", "Write only lowercase letters.")])
+    assert judge.mode == "likelihood" and labels[0] in nli.LABELS
+    return f"{tp['tokens_per_s']} tok/s; likelihood judge label {labels[0]}"
+
+
+def _job(kind, tmp, rows, **kw):
+    from autoif_lib import io
+    from autoif_lib.models.backends import resolve_model_path
+    from autoif_lib.train import TrainJob
+
+    data = Path(tmp) / f"{kind}.jsonl"
+    io.write_jsonl(data, rows)
+    return TrainJob(kind=kind, model=resolve_model_path("embedded"), train_file=str(data),
+                    output_dir=str(Path(tmp) / kind), seed=0,
+                    trl_args={"max_steps": 1, "per_device_train_batch_size": 2, "learning_rate": 1e-6,
+                              "bf16": True, "max_length": 128, **kw.pop("trl", {})}, **kw)
+
+
+def check_train(kind, tmp):
+    from autoif_lib import train
+
+    if kind == "sft":
+        rows = train.sft_records([{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}] * 2)
+        job = _job("sft", tmp, rows)
+    elif kind == "dpo":
+        rows = [{"prompt": [{"role": "user", "content": "Answer in lowercase"}],
+                 "chosen": [{"role": "assistant", "content": "yes"}],
+                 "rejected": [{"role": "assistant", "content": "YES"}]}] * 2
+        job = _job("dpo", tmp, rows)
+    else:
+        rows = [{"prompt": [{"role": "user", "content": f"Say something in lowercase {i}"}], "instruction_id": f"i{i}",
+                 "verifiers": [LOWER]} for i in range(4)]
+        job = _job("online_dpo", tmp, rows, iterations=1, samples_per_prompt=4, max_new_tokens=16, temperature=1.0,
+                   sandbox={"timeout_s": 2.0},
+                   generation={"backend": "transformers", "model": "embedded", "device": "cuda"})
+    res = train.run_job(job)
+    return f"steps {res['steps']}" + (f", pairs {res['iterations'][0]['pairs']}" if kind == "online_dpo" else "")
+
+
+def check_accelerate(tmp):
+    from autoif_lib import train
+
+    rows = [{"prompt": [{"role": "user", "content": f"Say something in lowercase {i}"}], "instruction_id": f"i{i}",
+             "verifiers": [LOWER]} for i in range(4)]
+    job = _job("online_dpo", tmp, rows, iterations=1, samples_per_prompt=4, max_new_tokens=16, temperature=1.0,
+               sandbox={"timeout_s": 2.0}, generation={"backend": "vllm", "model": "embedded", "gpu_memory_utilization": 0.3})
+    path = job.save(Path(tmp) / "job.json")
+    cmd = train.launch_command(path, 1, ROOT / "params" / "accelerate" / "zero3.json")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-2000:])
+    res = json.loads((Path(job.output_dir) / "train_result.json").read_text())
+    return f"accelerate launch, 1 process: steps {res['steps']}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="outputs/bench/gpu_check.json")
+    a = ap.parse_args()
+    import torch
+
+    if not torch.cuda.is_available():
+        print("gpu-check: no CUDA GPU on this machine: skipped")
+        return 0
+    results = {"device": torch.cuda.get_device_name(0), "checks": {}, "tokens_per_s": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        checks = [("vllm generate + judge", lambda: check_vllm(results)),
+                  ("transformers generate + likelihood judge", lambda: check_transformers(results)),
+                  ("SFT step (CUDA)", lambda: check_train("sft", tmp)),
+                  ("DPO step (CUDA)", lambda: check_train("dpo", tmp)),
+                  ("online DPO loop (CUDA)", lambda: check_train("online_dpo", tmp)),
+                  ("online DPO loop under accelerate", lambda: check_accelerate(tmp))]
+        for name, fn in checks:
+            t0 = time.time()
+            try:
+                detail, ok = fn(), True
+            except Exception as e:  # report and go on: one table with every check
+                detail, ok = f"{type(e).__name__}: {e}"[:300], False
+                traceback.print_exc()
+            results["checks"][name] = {"ok": ok, "detail": detail, "seconds": round(time.time() - t0, 1)}
+    tps = results["tokens_per_s"]
+    if tps.get("vllm") and tps.get("transformers"):
+        results["vllm_vs_transformers"] = round(tps["vllm"] / tps["transformers"], 2)
+    print(f"\n{'check':<42} {'result':<6} detail")
+    for name, r in results["checks"].items():
+        print(f"{name:<42} {'PASS' if r['ok'] else 'FAIL':<6} {r['detail']}  ({r['seconds']} s)")
+    if "vllm_vs_transformers" in results:
+        print(f"vLLM vs transformers: {results['vllm_vs_transformers']}x tokens/s")
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(results, indent=2))
+    return 0 if all(r["ok"] for r in results["checks"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
