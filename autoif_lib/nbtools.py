@@ -92,11 +92,11 @@ def _default(f):
     return f.default_factory()  # type: ignore[misc]
 
 
-def sync_notebook(path: Path, check: bool = False, pipeline: str = "autoif") -> bool:
+def sync_notebook(path: Path, check: bool = False, pipeline: str = "autoif", stage: str | None = None) -> bool:
     """Rewrite the parameters cell of one notebook; return True if it changed (or would)."""
     import nbformat
 
-    stage = path.stem
+    stage = stage or path.stem
     if stage not in get_pipeline(pipeline).order:
         return False
     nb = nbformat.read(str(path), as_version=4)
@@ -113,16 +113,24 @@ def sync_notebook(path: Path, check: bool = False, pipeline: str = "autoif") -> 
 
 
 def stage_notebooks(pipe: Pipeline, root: Path | None = None) -> dict[str, Path]:
-    """Stage name -> its notebook, for every stage the pipeline declares."""
+    """Stage name -> its notebook, for every stage the pipeline declares (iterations share one)."""
     root = root or repo_root()
     return {s: pipe.notebook(s, root) for s in pipe.order}
+
+
+def notebook_stages(pipe: Pipeline, root: Path | None = None) -> dict[Path, str]:
+    """Notebook -> the first stage that uses it (its parameters cell shows that stage's values)."""
+    out: dict[Path, str] = {}
+    for stage, p in stage_notebooks(pipe, root).items():
+        out.setdefault(p, stage)
+    return out
 
 
 def sync_all(check: bool = False, root: Path | None = None) -> list[Path]:
     changed = []
     for name in KNOWN_PIPELINES:
-        for stage, p in stage_notebooks(get_pipeline(name), root).items():
-            if sync_notebook(p, check=check, pipeline=name):
+        for p, stage in notebook_stages(get_pipeline(name), root).items():
+            if sync_notebook(p, check=check, pipeline=name, stage=stage):
                 changed.append(p)
     return changed
 

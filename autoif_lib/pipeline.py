@@ -45,6 +45,12 @@ class Stage:
     products: tuple[str, ...] = ()
     checkpoint: str | None = None  # evaluation name of the ``model`` product, if it makes one
     doc: str = ""
+    notebook: str = ""             # notebook stem when several stages share one (iterations); default: name
+    fixed: tuple[tuple[str, object], ...] = ()  # param values the pipeline sets (e.g. iteration=2), not the recipe
+    enabled_if: str = ""           # a bool-valued params attribute/property; false: the stage is switched off
+
+    def is_enabled(self, params) -> bool:
+        return bool(getattr(params, self.enabled_if)) if self.enabled_if else True
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,8 @@ class Pipeline:
         return {s.name: s.params for s in self.stages}
 
     def notebook(self, name: str, root: Path) -> Path:
-        return root / self.notebooks / f"{self.stage(name).name}.ipynb"
+        st = self.stage(name)
+        return root / self.notebooks / f"{st.notebook or st.name}.ipynb"
 
     def downstream(self, name: str) -> list[str]:
         """Every stage that reads ``name``'s outputs, directly or through others, in pipeline order."""

@@ -127,7 +127,8 @@ class Recipe:
         return {"pipeline": self.pipeline_name, "experiment": self.experiment, "run_id": self.run_id,
                 "outputs": str(self.outputs), "params_file": str(self.path), "chain": list(self.chain),
                 "stages": {st.name: {"key": keys[st.name], "upstream": list(st.upstream),
-                                     "dir": str(self.stage_dir(st.name, keys[st.name]))}
+                                     "dir": str(self.stage_dir(st.name, keys[st.name])),
+                                     "enabled": st.is_enabled(self.stages[st.name])}
                            for st in self.pipeline.stages},
                 "resolved": self.raw}
 
@@ -248,7 +249,8 @@ def load_recipe(path: str | os.PathLike, overrides: Mapping[str, Any] | None = N
         pipeline_name = data.get("pipeline", DEFAULT_PIPELINE)
         if not isinstance(pipeline_name, str):
             raise ParamsError(f"pipeline: expected a name, got {pipeline_name!r}")
-        STAGES = get_pipeline(pipeline_name).params_classes()
+        pipe = get_pipeline(pipeline_name)
+        STAGES = pipe.params_classes()
         experiment = data.get("experiment")
         if not isinstance(experiment, str) or not experiment.replace("-", "").replace("_", "").isalnum():
             raise ParamsError(f"experiment: required, letters/digits/-/_ only, got {experiment!r}")
@@ -281,14 +283,19 @@ def load_recipe(path: str | os.PathLike, overrides: Mapping[str, Any] | None = N
                 values["experiment"] = experiment
             if "seed" in names:
                 values["seed"] = seed
-            values.update({k: v for k, v in common.items() if k in names})
+            values.update({k: v for k, v in common.items() if k in names and k not in dict(pipe.stage(name).fixed)})
             own = stages_raw.get(name) or {}
             if not isinstance(own, dict):
                 raise ParamsError(f"stages.{name}: expected a mapping, got {type(own).__name__}")
             for k in RUNNER_KEYS:
                 if k in own or k in common:
                     raise ParamsError(f"{'stages.' + name if k in own else 'common'}.{k}: set by the runner, not in a recipe")
+            fixed = dict(pipe.stage(name).fixed)
+            for k in fixed:
+                if k in own:
+                    raise ParamsError(f"stages.{name}.{k}: set by the pipeline for this stage, not in a recipe")
             values.update(own)
+            values.update(fixed)
             try:
                 stages[name] = build(cls, values, f"stages.{name}", root)
             except ParamsError as e:

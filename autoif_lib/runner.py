@@ -106,7 +106,7 @@ def describe_failure(nb_path: Path, err: Exception) -> str:
 def run_recipe(params_path: str | Path, stages: str | None = None, force: bool = False,
                outputs: str | None = None, progress: bool = True, echo=print,
                overrides: dict | None = None) -> dict:
-    """Run the selected stages of a recipe; return {stage: 'ran' | 'skipped'}.
+    """Run the selected stages of a recipe; return {stage: 'ran' | 'skipped' | 'off'}.
 
     A stage runs when its output folder (addressed by its params and upstream keys) is not
     complete: never built, failed, or stale because an upstream output changed since. So a
@@ -132,10 +132,14 @@ def run_recipe(params_path: str | Path, stages: str | None = None, force: bool =
     results: dict[str, str] = {}
     kernel = None
     for i, stage in enumerate(chosen, 1):
+        tag = f"[{i}/{len(chosen)}] {stage}"
+        if not pipe.stage(stage).is_enabled(recipe.stages[stage]):
+            echo(f"{tag}: off in this recipe ({pipe.stage(stage).enabled_if} is false), skipped")
+            results[stage] = "off"
+            continue
         stage_dir = recipe.stage_dir(stage)
         link_stage(run_dir, stage, stage_dir)
         state = stage_state(stage_dir)
-        tag = f"[{i}/{len(chosen)}] {stage}"
         if state == "complete" and not force:
             echo(f"{tag}: complete, skipped ({stage_dir.name})")
             results[stage] = "skipped"
@@ -210,7 +214,8 @@ def list_runs(outputs: Path | None = None) -> list[dict]:
         stages = {}
         for name, st in stages_plan.items():
             d = Path(st["dir"])
-            stages[name] = {"state": stage_state(d), "key": st["key"], "seconds": _seconds(d)}
+            state = stage_state(d) if st.get("enabled", True) else "off"
+            stages[name] = {"state": state, "key": st["key"], "seconds": _seconds(d)}
         rows.append({"run": f"{run_dir.parent.name}/{run_dir.name}", "pipeline": plan.get("pipeline"),
                      "params_file": plan.get("params_file"), "stages": stages, "path": str(run_dir)})
     return rows

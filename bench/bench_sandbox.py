@@ -455,7 +455,7 @@ print(json.dumps(out))
 
 def run_subprocess_sample(functions, inputs, pairs, workers) -> tuple[float, dict]:
     """(b): one fresh interpreter per (function, input) pair in ``pairs``, ``workers`` at a time."""
-    guards_path = str(ROOT / "autoif_lib" / "sandbox_guards.py")
+    guards_path = str(ROOT / "autoif_lib" / "sandbox" / "guards.py")
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONHASHSEED": "0", "LANG": "C.UTF-8"}
 
     def one(pair):
