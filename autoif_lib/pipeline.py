@@ -107,7 +107,7 @@ class Pipeline:
 
 
 _REGISTRY: dict[str, Pipeline] = {}
-KNOWN_PIPELINES = ("autoif",)  # method packages shipped here; any autoif_lib.<name>.pipeline works
+KNOWN_PIPELINES = ("autoif", "spar")  # method packages shipped here; any autoif_lib.<name>.pipeline works
 
 
 def register(p: Pipeline) -> Pipeline:

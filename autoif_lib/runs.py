@@ -56,10 +56,21 @@ def seed_everything(seed: int) -> None:
         sys.modules["torch"].manual_seed(seed)
 
 
-def split_stage(qualified: str) -> tuple[Pipeline, str]:
-    """``"autoif/06_verify_score"`` (or a bare stage name of the default pipeline) -> (pipeline, stage)."""
+def split_stage(qualified: str, namespace: Mapping[str, Any] | None = None) -> tuple[Pipeline, str]:
+    """``"autoif/06_verify_score"`` (or a bare stage name of the default pipeline) -> (pipeline, stage).
+
+    A notebook several stages share names itself (``"spar/it_judge"``); the stage is the one whose
+    pipeline-set values (``iteration``) match the parameters cell's."""
     name, _, stage = qualified.rpartition("/")
     pipe = get_pipeline(name or DEFAULT_PIPELINE)
+    shared = [s for s in pipe.stages if s.notebook == stage]
+    if shared:
+        ns = namespace or {}
+        hit = [s for s in shared if all(ns.get(k) == v for k, v in s.fixed)]
+        if len(hit) != 1:
+            wanted = ", ".join(f"{k}={v}" for k, v in shared[0].fixed)
+            raise ParamsError(f"{qualified}: {len(hit)} stages match the parameters ({wanted} style values pick one)")
+        return pipe, hit[0].name
     return pipe, pipe.stage(stage).name
 
 
@@ -324,7 +335,7 @@ def open_stage(qualified: str, namespace: Mapping[str, Any]) -> StageContext:
     or opened by hand: the recipe ``params_file`` gives them; a stage whose own values differ from the
     recipe's writes to the folder its values address, never over the recipe's outputs.
     """
-    pipe, stage = split_stage(qualified)
+    pipe, stage = split_stage(qualified, namespace)
     root = repo_root()
     params = stage_params_from(pipe, stage, namespace, root)
     if params.run_dir:

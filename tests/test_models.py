@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from autoif_lib.models import Generator, ModelSpec, SamplingParams
-from autoif_lib.models.backends import OpenAIBackend, Row, truncate_at_stop
+from autoif_lib.models.backends import OpenAIBackend, truncate_at_stop
 
 
 class FakeBackend:

@@ -169,6 +169,22 @@ def test_load_seeds_txt(tmp_path):
     assert all(set(r) == {"id", "instruction"} for r in recs)
 
 
+def test_load_seeds_txt_plain_list_like_the_papers(tmp_path):
+    """The paper publishes its seeds as bare lines (no bullets, no verifiers); a file saved on
+    Windows adds a byte-order mark and CRLF line ends. Such seeds load without a verifier."""
+    p = tmp_path / "seed_instruction.txt"
+    lines = [
+        "Reply using only words that rhyme with 'cat'",
+        "Write the answer as a ship's log entry",
+        "Answer so that every line is a question (e.g., \"why?\")",
+    ]
+    p.write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-8"))
+    recs = load_seeds(p)
+    assert [r["instruction"] for r in recs] == lines
+    assert [r["id"] for r in recs] == ["seed_instruction_0001", "seed_instruction_0002", "seed_instruction_0003"]
+    assert all(set(r) == {"id", "instruction"} for r in recs)  # no verifier, no cases
+
+
 def test_load_seeds_txt_duplicates_and_empty(tmp_path):
     p = tmp_path / "dup.txt"
     p.write_text("Use no commas.\nuse  no commas.\n", encoding="utf-8")

@@ -5,7 +5,9 @@ this project):
 
 * ``seeds.jsonl``: 36 atomic, code-checkable seed instructions, one per
   family of the AutoIF paper's seed set (letters, vocabulary, length,
-  format, verse, encodings, tense). Each has a hand-written reference
+  format, verse, encodings, tense), chosen apart from IFEval's 25
+  instruction types as the paper's seeds are (checked by
+  ``tests/test_seed_disjointness.py``). Each has a hand-written reference
   ``verifier`` (Python source defining ``evaluate(response) -> bool``, stdlib
   only) and labelled ``cases``.
 * ``queries.jsonl``: everyday user requests (cooking, travel, emails, code,
@@ -123,8 +125,10 @@ def load_seeds(path: str | os.PathLike | None = None) -> list[dict]:
 
     ``path=None`` loads the 36 shipped seeds. A ``.txt`` file holds one
     instruction per line (blank lines and ``#`` comments skipped, a leading
-    ``- ``/``* `` bullet stripped, as in AutoIF's augmentation output) and
-    yields ``{id, instruction}`` records with ids ``<file stem>_<nnnn>``. A
+    ``- ``/``* `` bullet stripped, as in AutoIF's augmentation output; a
+    UTF-8 byte-order mark and CRLF line ends are fine), the format of the
+    paper's published seed list, and yields ``{id, instruction}`` records
+    (no verifier) with ids ``<file stem>_<nnnn>``. A
     ``.jsonl`` file needs at least ``instruction`` per line; ``id`` defaults
     to ``<file stem>_<line>``; optional ``verifier`` must parse and define
     ``evaluate``; optional ``cases`` are ``{input: str, output: bool}``
@@ -135,7 +139,7 @@ def load_seeds(path: str | os.PathLike | None = None) -> list[dict]:
     suffix = p.suffix.lower()
     records: list[tuple[int, dict]] = []
     if suffix == ".txt":
-        with open(p, encoding="utf-8") as f:
+        with open(p, encoding="utf-8-sig") as f:  # -sig: drop a BOM (files saved on Windows)
             for lineno, line in enumerate(f, 1):
                 text = line.strip()
                 if not text or text.startswith("#"):

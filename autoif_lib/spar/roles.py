@@ -1,0 +1,168 @@
+"""The actor and the refiner as batched callables: where SPaR's model calls and verifier runs happen.
+
+``Judge`` turns (prompt, response) pairs into votes: the refiner's N sampled judgments with a majority
+vote (``judge: llm``), the pass rate of the prompt's sandboxed verifiers (``judge: verifiers``), or the
+mean of both (``both``). Every judgment of one response text is cached for the life of the object, so
+a search never judges the same text twice. ``Refiner`` rewrites a response given its critique. Both
+count their model calls, which the search and the evaluation report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Sequence
+
+from .. import io
+from ..models import Generator, SamplingParams
+from . import prompts, voting
+
+_START, _END = re.escape(prompts.START), re.escape(prompts.END)
+_REFINED_RE = re.compile(_START + r"(.*?)(?:" + _END + r"|\Z)", re.S)
+
+
+def models_before(ctx) -> dict:
+    """{"actor": path, "refiner": path} this iteration starts from (M_{t-1}, R_{t-1})."""
+    from .pipeline import models_source
+
+    return io.read_json(ctx.input(models_source(ctx.p.iteration), "models.json"))
+
+
+def parse_refined(text: str) -> tuple[str | None, str]:
+    """(refined response or None, the reflection before it). The response sits between the markers."""
+    m = _REFINED_RE.search(text or "")
+    if not m:
+        return None, (text or "").strip()
+    body = m.group(1).strip()
+    return (body or None), text[: m.start()].strip()
+
+
+def verifier_critique(failed: Sequence[str]) -> str:
+    """A critique written from the verifiers' verdicts, for the refiner to act on."""
+    if not failed:
+        return "Step-by-step verification: every constraint is met."
+    lines = "\n".join(f"- not met: {c}" for c in failed)
+    return f"Step-by-step verification:\n{lines}"
+
+
+class Judge:
+    def __init__(self, mode: str, generator: Generator | None, n: int, temperature: float, max_new_tokens: int,
+                 max_rounds: int, seed: int, prefill: str = "", verifiers: dict | None = None, runner=None):
+        if mode in ("verifiers", "both") and (verifiers is None or runner is None):
+            raise ValueError(f"judge: {mode} needs prompts with verifiers (00_prompts source: compose) and a sandbox")
+        if mode in ("llm", "both") and generator is None:
+            raise ValueError(f"judge: {mode} needs the refiner as a generator")
+        self.mode, self.gen, self.n, self.max_rounds, self.seed = mode, generator, n, max_rounds, seed
+        self.sp = SamplingParams(n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+        self.prefill = prefill
+        self.verifiers = verifiers or {}  # prompt text -> [(constraint text, verifier source), ...]
+        self.runner = runner
+        self.cache: dict[tuple[str, str], dict] = {}
+        self.calls = {"judged": 0, "cached": 0, "judgment_completions": 0, "verifier_runs": 0}
+
+    # -- the two sources of a verdict --------------------------------------------------------
+    def _llm(self, items: list[tuple[str, str]]) -> list[voting.Vote]:
+        convs = [prompts.judge(p, r) + ([{"role": "assistant", "content": self.prefill}] if self.prefill else [])
+                 for p, r in items]
+
+        def sample(indices, rnd):
+            sp = dataclasses.replace(self.sp, seed=self.seed + 1000 * rnd)
+            outs = self.gen.generate([convs[i] for i in indices], sp, desc=f"judge (round {rnd + 1})")
+            self.calls["judgment_completions"] += sum(len(o) for o in outs)
+            return outs
+
+        return voting.vote_with_resampling(sample, len(items), n=self.n, max_rounds=self.max_rounds)
+
+    def _verify(self, items: list[tuple[str, str]]) -> list[tuple[float | None, list[str]]]:
+        from ..scoring import pass_rates
+
+        records, fns = [], {}
+        for k, (p, r) in enumerate(items):
+            cons = self.verifiers.get(p)
+            if cons:
+                for j, (text, src) in enumerate(cons):
+                    records.append({"instruction_id": f"{k}:{j}", "responses": [r]})
+                    fns[f"{k}:{j}"] = [src]
+        scored = pass_rates(records, fns, self.runner) if records else []
+        self.calls["verifier_runs"] += len(scored)
+        per: dict[int, list[tuple[str, bool]]] = {}
+        for rec in scored:
+            k, j = map(int, rec["instruction_id"].split(":"))
+            per.setdefault(k, []).append((self.verifiers[items[k][0]][j][0], rec["pass_rate"] == 1.0))
+        out = []
+        for k in range(len(items)):
+            res = per.get(k)
+            if not res:
+                out.append((None, []))
+                continue
+            out.append((sum(ok for _, ok in res) / len(res), [c for c, ok in res if not ok]))
+        return out
+
+    # -- the judgment -----------------------------------------------------------------------------
+    def judge_many(self, items: Sequence[tuple[str, str]]) -> list[dict]:
+        """One record per (prompt, response): value (None: dropped), label, critique, votes, source."""
+        todo = [it for it in dict.fromkeys(items) if it not in self.cache]
+        self.calls["cached"] += len(items) - len(todo)
+        self.calls["judged"] += len(todo)
+        if todo:
+            llm = self._llm(todo) if self.mode in ("llm", "both") else [None] * len(todo)
+            ver = self._verify(todo) if self.mode in ("verifiers", "both") else [(None, [])] * len(todo)
+            for it, v, (rate, failed) in zip(todo, llm, ver):
+                rec = {"llm_value": v.value if v and v.outcome == "majority" else None,
+                       "votes": dataclasses.asdict(v) if v else None, "verifier_value": rate, "failed": failed}
+                if self.mode == "llm":
+                    rec["value"], rec["critique"] = rec["llm_value"], v.critique
+                elif self.mode == "verifiers":
+                    rec["value"], rec["critique"] = rate, verifier_critique(failed)
+                else:  # both: the mean of the two; the refiner's critique plus the constraints that failed
+                    vals = [x for x in (rec["llm_value"], rate) if x is not None]
+                    rec["value"] = sum(vals) / len(vals) if len(vals) == 2 else None
+                    rec["critique"] = "\n".join(filter(None, [v.critique if v else None,
+                                                              verifier_critique(failed) if failed else None]))
+                rec["label"] = None if rec["value"] is None else rec["value"] > 0.5
+                self.cache[it] = rec
+        return [self.cache[it] for it in items]
+
+    def __call__(self, items: Sequence[tuple[str, str]]) -> list[tuple[float | None, str | None]]:
+        """The search's interface: (value, critique) per (prompt, response)."""
+        return [(r["value"], r["critique"]) for r in self.judge_many(items)]
+
+
+class Refiner:
+    def __init__(self, generator: Generator, temperature: float, max_new_tokens: int, seed: int, prefill: str = ""):
+        self.gen, self.seed, self.prefill = generator, seed, prefill
+        self.temperature, self.max_new_tokens = temperature, max_new_tokens
+        self.calls = {"refine_completions": 0, "unparsed": 0}
+        self._round = 0
+
+    def __call__(self, requests: Sequence[tuple[str, str, str]], n: int) -> list[list[tuple[str | None, str]]]:
+        if not requests:
+            return []
+        self._round += 1  # each layer samples anew
+        sp = SamplingParams(n=n, temperature=self.temperature, max_new_tokens=self.max_new_tokens,
+                            seed=self.seed + 7919 * self._round)
+        tail = [{"role": "assistant", "content": self.prefill}] if self.prefill else []
+        outs = self.gen.generate([prompts.refine(p, r, c or "") + tail for p, r, c in requests], sp, desc="refine")
+        res = [[parse_refined(t) for t in o] for o in outs]
+        self.calls["refine_completions"] += sum(len(o) for o in outs)
+        self.calls["unparsed"] += sum(1 for o in res for t, _ in o if t is None)
+        return res
+
+
+def verifier_index(prompt_records: Sequence[dict]) -> dict:
+    """prompt text -> [(constraint text, verifier source)] for the composed prompts that have verifiers."""
+    out = {}
+    for r in prompt_records:
+        srcs = r.get("verifiers") or []
+        texts = r.get("constraints") or [f"constraint {i + 1}" for i in range(len(srcs))]
+        if srcs:
+            out[r["prompt"]] = list(zip(texts, srcs))
+    return out
+
+
+def make_judge(ctx, refiner_path: str | None, prompt_records: Sequence[dict], runner=None) -> Judge:
+    """The judge a stage's ``JudgeFields`` describe, with R_t as the model."""
+    p = ctx.p
+    gen = ctx.generator(dataclasses.replace(p.generation, model=refiner_path)) if p.judge != "verifiers" else None
+    return Judge(p.judge, gen, p.n_judgments, p.judge_temperature, p.judge_max_new_tokens, p.max_rounds, p.seed,
+                 p.judge_prefill, verifier_index(prompt_records) if p.judge != "llm" else None, runner)
