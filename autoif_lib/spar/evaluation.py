@@ -77,7 +77,7 @@ def llm_judge(ctx, refiner: str, n: int | None = None, max_rounds: int | None = 
     p = ctx.p
     gen = ctx.generator(dataclasses.replace(p.generation, model=refiner))
     return roles.Judge("llm", gen, n or p.n_judgments, p.judge_temperature, p.judge_max_new_tokens,
-                       max_rounds or p.max_rounds, p.seed, p.judge_prefill)
+                       max_rounds or p.max_rounds, p.seed, p.judge_prefill, style=p.judge_style)
 
 
 def _ifeval(ctx, actor: str, examples: Sequence[dict]) -> tuple[list[str], dict, list[dict]]:
@@ -126,7 +126,7 @@ def evaluate_all(ctx, models: dict[int, dict], examples: Sequence[dict], labelle
         outs, summary, per_prompt = _ifeval(ctx, m["actor"], examples)
         ctx.write_jsonl(f"ifeval_t{t}.jsonl", per_prompt)
         if t == 0:  # M0's IFEval answers, labelled by Google's checkers, test every refiner's judging
-            items = [{"prompt": ex["prompt"], "response": o, "label": bool(pp["follow_all_instructions"]),
+            items = [{"prompt": ex["prompt"], "response": o, "label": bool(pp["follow_all_strict"]),
                       "family": ex["instruction_id_list"][0].split(":")[0]}
                      for ex, o, pp in zip(examples, outs, per_prompt)]
             labelled["ifeval"] = items[: ctx.p.judge_eval_items or None]

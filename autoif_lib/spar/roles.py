@@ -47,7 +47,8 @@ def verifier_critique(failed: Sequence[str]) -> str:
 
 class Judge:
     def __init__(self, mode: str, generator: Generator | None, n: int, temperature: float, max_new_tokens: int,
-                 max_rounds: int, seed: int, prefill: str = "", verifiers: dict | None = None, runner=None):
+                 max_rounds: int, seed: int, prefill: str = "", verifiers: dict | None = None, runner=None,
+                 style: str = "generate"):
         if mode in ("verifiers", "both") and (verifiers is None or runner is None):
             raise ValueError(f"judge: {mode} needs prompts with verifiers (00_prompts source: compose) and a sandbox")
         if mode in ("llm", "both") and generator is None:
@@ -55,21 +56,49 @@ class Judge:
         self.mode, self.gen, self.n, self.max_rounds, self.seed = mode, generator, n, max_rounds, seed
         self.sp = SamplingParams(n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
         self.prefill = prefill
+        self.style, self.temperature = style, temperature
+        if style == "likelihood" and not prefill:
+            raise ValueError("judge_style: likelihood needs judge_prefill (e.g. 'Final Judgement: ')")
         self.verifiers = verifiers or {}  # prompt text -> [(constraint text, verifier source), ...]
         self.runner = runner
         self.cache: dict[tuple[str, str], dict] = {}
-        self.calls = {"judged": 0, "cached": 0, "judgment_completions": 0, "verifier_runs": 0}
+        self.calls = {"judged": 0, "cached": 0, "judgment_completions": 0, "likelihood_scores": 0, "verifier_runs": 0}
 
     # -- the two sources of a verdict --------------------------------------------------------
     def _llm(self, items: list[tuple[str, str]]) -> list[voting.Vote]:
         convs = [prompts.judge(p, r) + ([{"role": "assistant", "content": self.prefill}] if self.prefill else [])
                  for p, r in items]
+        if self.style == "likelihood":
+            return self._likelihood_votes(items, convs)
 
         def sample(indices, rnd):
             sp = dataclasses.replace(self.sp, seed=self.seed + 1000 * rnd)
             outs = self.gen.generate([convs[i] for i in indices], sp, desc=f"judge (round {rnd + 1})")
             self.calls["judgment_completions"] += sum(len(o) for o in outs)
             return outs
+
+        return voting.vote_with_resampling(sample, len(items), n=self.n, max_rounds=self.max_rounds)
+
+    def _likelihood_votes(self, items, convs) -> list[voting.Vote]:
+        """Votes drawn from the refiner's own verdict distribution: P(Yes) against P(No) after the primer,
+        sharpened by the judgment temperature, N seeded draws per round (ties re-sampled as usual)."""
+        import math
+        import random
+
+        from .. import judge as llm_judge
+
+        _, scores = llm_judge.choose(self.gen, convs, ["Yes", "No"])
+        self.calls["likelihood_scores"] += 2 * len(convs)
+        t = max(self.temperature, 1e-6)
+        p_yes = [1.0 / (1.0 + math.exp((n - y) / t)) for y, n in scores]
+        head = self.prefill.rstrip()
+
+        def sample(indices, rnd):
+            out = []
+            for i in indices:
+                rng = random.Random(io.stable_hash([self.seed, items[i], rnd]))
+                out.append([f"{head} {'Yes' if rng.random() < p_yes[i] else 'No'}" for _ in range(self.n)])
+            return out
 
         return voting.vote_with_resampling(sample, len(items), n=self.n, max_rounds=self.max_rounds)
 
@@ -165,4 +194,4 @@ def make_judge(ctx, refiner_path: str | None, prompt_records: Sequence[dict], ru
     p = ctx.p
     gen = ctx.generator(dataclasses.replace(p.generation, model=refiner_path)) if p.judge != "verifiers" else None
     return Judge(p.judge, gen, p.n_judgments, p.judge_temperature, p.judge_max_new_tokens, p.max_rounds, p.seed,
-                 p.judge_prefill, verifier_index(prompt_records) if p.judge != "llm" else None, runner)
+                 p.judge_prefill, verifier_index(prompt_records) if p.judge != "llm" else None, runner, p.judge_style)

@@ -89,6 +89,9 @@ class JudgeFields(SandboxFields):
     judge_temperature: float = param(0.7, "judgment sampling temperature (paper: 0.7)", min=0.0)
     judge_max_new_tokens: int = param(2048, "tokens per judgment (critique, then the verdict)", min=1)
     judge_prefill: str = param("", "a primer the judgment continues (small models: 'Final Judgement: ' for a bare verdict)")
+    judge_style: Literal["generate", "likelihood"] = param(
+        "generate", "generate: N sampled judgments, critique then verdict (paper); likelihood (small-model aid): "
+                    "P(Yes) vs P(No) after the primer, N votes drawn from it at judge_temperature, no critique text")
     max_rounds: int = param(3, "a tied vote is re-sampled, at most this many rounds in all, then dropped (released code: 3)", min=1)
 
 

@@ -1,0 +1,143 @@
+"""SPaR's model-call glue with scripted models: the judge paths (LLM votes, sandboxed verifiers, both),
+likelihood votes, the cache, refinement parsing, root picking, and the pipeline's iteration wiring."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoif_lib.pipeline import get_pipeline
+from autoif_lib.spar import roles, selfplay
+from autoif_lib.spar.pipeline import models_source, stage_name
+
+LOWER = "def evaluate(response):\n    return response == response.lower()"
+SHORT = "def evaluate(response):\n    return len(response.split()) <= 3"
+
+
+class ScriptedGen:
+    """Stands in for a Generator: returns scripted judgments and records what it was asked."""
+
+    def __init__(self, reply):
+        self.reply, self.requests = reply, []
+
+    def generate(self, convs, sp, desc=""):
+        self.requests.append((convs, sp))
+        return [[self.reply(c, k) for k in range(sp.n)] for c in convs]
+
+
+def test_llm_judge_majority_and_cache():
+    gen = ScriptedGen(lambda c, k: "Step-by-step verification: fine.\nFinal Judgement: " + ("Yes" if k < 2 else "No"))
+    j = roles.Judge("llm", gen, n=3, temperature=0.7, max_new_tokens=64, max_rounds=3, seed=0)
+    recs = j.judge_many([("p", "r1"), ("p", "r2"), ("p", "r1")])
+    assert [r["value"] for r in recs] == [pytest.approx(2 / 3)] * 3 and all(r["label"] is True for r in recs)
+    assert recs[0]["critique"] == "Step-by-step verification: fine."
+    assert j.calls["judged"] == 2 and j.calls["cached"] == 1  # r1 judged once
+    j([("p", "r1")])
+    assert len(gen.requests) == 1  # fully cached: no model call
+
+
+def test_tied_votes_are_resampled_then_dropped():
+    gen = ScriptedGen(lambda c, k: "Final Judgement: " + ("Yes" if k % 2 == 0 else "No"))  # 1 yes, 1 no: a tie
+    j = roles.Judge("llm", gen, n=2, temperature=0.7, max_new_tokens=8, max_rounds=3, seed=0)
+    (rec,) = j.judge_many([("p", "r")])
+    assert rec["value"] is None and rec["label"] is None and rec["votes"]["outcome"] == "tie_dropped"
+    assert len(gen.requests) == 3 and j.calls["judgment_completions"] == 6
+
+
+def test_verifier_judge_through_the_real_sandbox():
+    from autoif_lib.sandbox import Sandbox, SandboxConfig
+
+    prompt_records = [{"prompt": "Say hi. Use lowercase. Use at most three words.",
+                       "constraints": ["Use lowercase.", "Use at most three words."], "verifiers": [LOWER, SHORT]}]
+    with Sandbox(SandboxConfig(timeout_s=2.0)) as box:
+        j = roles.Judge("verifiers", None, n=5, temperature=0.7, max_new_tokens=8, max_rounds=3, seed=0,
+                        verifiers=roles.verifier_index(prompt_records), runner=box.verdicts)
+        recs = j.judge_many([(prompt_records[0]["prompt"], "hi there"), (prompt_records[0]["prompt"], "Hi There Friend Now"),
+                             (prompt_records[0]["prompt"], "hello my good friend")])
+    assert [r["value"] for r in recs] == [1.0, 0.0, 0.5]
+    assert [r["label"] for r in recs] == [True, False, False]  # success needs > 0.5
+    assert "not met: Use at most three words." in recs[2]["critique"] and "lowercase" not in recs[2]["critique"]
+    assert j.calls["verifier_runs"] == 6
+
+
+def test_both_averages_the_vote_and_the_verifiers():
+    from autoif_lib.sandbox import Sandbox, SandboxConfig
+
+    gen = ScriptedGen(lambda c, k: "Looks right.\nFinal Judgement: Yes")
+    recs = [{"prompt": "P", "constraints": ["Use lowercase."], "verifiers": [LOWER]}]
+    with Sandbox(SandboxConfig(timeout_s=2.0)) as box:
+        j = roles.Judge("both", gen, n=3, temperature=0.7, max_new_tokens=8, max_rounds=1, seed=0,
+                        verifiers=roles.verifier_index(recs), runner=box.verdicts)
+        (ok, bad) = j.judge_many([("P", "all lower"), ("P", "Not Lower")])
+    assert (ok["llm_value"], ok["verifier_value"], ok["value"]) == (1.0, 1.0, 1.0)
+    assert (bad["llm_value"], bad["verifier_value"], bad["value"]) == (1.0, 0.0, 0.5) and bad["label"] is False
+    assert "Looks right." in bad["critique"] and "not met: Use lowercase." in bad["critique"]
+
+
+def test_verifier_judge_needs_verifiers():
+    with pytest.raises(ValueError, match="needs prompts with verifiers"):
+        roles.Judge("verifiers", None, 5, 0.7, 8, 3, 0)
+
+
+def test_likelihood_votes_follow_the_verdict_probability():
+    class Backend:
+        def choice_logprobs(self, convs, choices):
+            # "good" responses: Yes much likelier; others: No much likelier
+            return [[-0.01, -6.0] if "good" in c[0]["content"] else [-6.0, -0.01] for c in convs]
+
+    class Gen:
+        backend = Backend()
+
+    j = roles.Judge("llm", Gen(), n=5, temperature=0.7, max_new_tokens=3, max_rounds=3, seed=0,
+                    prefill="Final Judgement: ", style="likelihood")
+    good, bad = j.judge_many([("p", "a good answer"), ("p", "a poor answer")])
+    assert good["label"] is True and good["value"] == 1.0 and bad["label"] is False and bad["value"] == 0.0
+    assert j.calls["likelihood_scores"] == 4 and j.calls["judgment_completions"] == 0
+    with pytest.raises(ValueError, match="needs judge_prefill"):
+        roles.Judge("llm", Gen(), 5, 0.7, 3, 3, 0, style="likelihood")
+
+
+@pytest.mark.parametrize("text, want", [
+    ("I fixed the case.\nRefined response: [[start]] all lower now [[end]]", ("all lower now", "I fixed the case.\nRefined response:")),
+    ("Refined response: [[start]] no end marker", ("no end marker", "Refined response:")),
+    ("no markers at all", (None, "no markers at all")),
+    ("[[start]]   [[end]]", (None, "")),
+])
+def test_parse_refined(text, want):
+    assert roles.parse_refined(text) == want
+
+
+def test_refiner_sends_the_three_turns_and_the_primer():
+    gen = ScriptedGen(lambda c, k: f"Refined response: [[start]] fixed {k} [[end]]")
+    r = roles.Refiner(gen, temperature=0.7, max_new_tokens=32, seed=0, prefill="Refined response: [[start]]")
+    out = r([("P", "Bad Answer", "Not lowercase.")], n=2)
+    assert out == [[("fixed 0", "Refined response:"), ("fixed 1", "Refined response:")]]
+    conv = gen.requests[0][0][0]
+    assert [m["role"] for m in conv] == ["user", "assistant", "user", "assistant"]
+    assert conv[1]["content"] == "Not lowercase." and "Bad Answer" in conv[0]["content"]
+    assert conv[3]["content"] == "Refined response: [[start]]" and r.calls["refine_completions"] == 2
+
+
+def test_pick_roots_one_negative_per_prompt():
+    votes = [{"id": f"{p}_{k}", "prompt_id": p, "prompt": p, "response": f"{p}{k}", "critique": "c", "value": v,
+              "label": None if v is None else v > 0.5} for p, vals in (("a", [0.0, 1.0, 0.2]), ("b", [1.0, 1.0]),
+                                                                         ("c", [None, 0.4])) for k, v in enumerate(vals)]
+    roots = selfplay.pick_roots(votes, seed=0)
+    assert [r["prompt_id"] for r in roots] == ["a", "c"]            # b has no negative
+    assert roots[0]["response"] in ("a0", "a2") and roots[1]["response"] == "c1"  # c0 was dropped, not negative
+    assert roots == selfplay.pick_roots(votes, seed=0)
+
+
+def test_pipeline_wires_iterations():
+    pipe = get_pipeline("spar")
+    assert stage_name(2, "judge") == "09_t2_judge" and models_source(1) == "01_init"
+    assert models_source(3) == "13_t2_refiner"
+    assert pipe.stage("08_t2_sample").upstream == ("00_prompts", "07_t1_refiner")
+    assert pipe.stage("12_t2_actor").upstream == ("07_t1_refiner", "11_t2_data")
+    assert dict(pipe.stage("15_t3_judge").fixed) == {"iteration": 3}
+    # iterations: 2 switches iteration 3 off
+    from autoif_lib.recipes import load_recipe
+    from autoif_lib.recipes import repo_root
+
+    r = load_recipe(repo_root() / "params" / "spar" / "quickstart.yaml")
+    on = [s.name for s in pipe.stages if s.is_enabled(r.stages[s.name])]
+    assert "13_t2_refiner" in on and not any(s.startswith(("14_", "15_", "16_", "17_", "18_", "19_")) for s in on)

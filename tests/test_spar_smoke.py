@@ -1,0 +1,90 @@
+"""SPaR smoke run, headless, with params/spar/smoke.yaml: every stage of one iteration on the embedded model.
+
+Checks the files and counts each stage promises, that iterations beyond `iterations` are off, that every
+figure cell shows its figure, and that a second run skips everything.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from autoif_lib import io
+from autoif_lib.pipeline import get_pipeline
+from autoif_lib.runner import list_runs, run_recipe
+
+PIPE = get_pipeline("spar")
+FIGURE_CALL = re.compile(r"\.plot\(|plot_hists?\(|plot_bars\(|plot_curves\(|plot_iterations\(|plot_similarity\(")
+
+
+@pytest.fixture(scope="module")
+def spar_run(tmp_path_factory):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path_factory.mktemp("spar_outputs")
+    t0 = time.time()
+    res = run_recipe(root / "params" / "spar" / "smoke.yaml", outputs=str(out), progress=False, echo=lambda *_: None)
+    return {"res": res, "run": next(out.glob("spar_smoke/spar_smoke-*")), "out": out, "first": time.time() - t0,
+            "root": root}
+
+
+def test_every_enabled_stage_ran_and_later_iterations_are_off(spar_run):
+    res = spar_run["res"]
+    on = ["00_prompts", "01_init", *[f"{n:02d}_t1_{s}" for n, s in zip(range(2, 8), PIPE_STEPS)], "20_evaluate"]
+    assert [s for s, v in res.items() if v == "ran"] == on
+    assert all(v == "off" for s, v in res.items() if s not in on)
+    status = list_runs(spar_run["out"])[0]["stages"]
+    assert status["08_t2_sample"]["state"] == "off" and status["20_evaluate"]["state"] == "complete"
+
+
+PIPE_STEPS = ("sample", "judge", "search", "data", "actor", "refiner")
+
+
+def test_stage_outputs_and_counts(spar_run):
+    run = spar_run["run"]
+    prompts = io.read_jsonl(run / "00_prompts" / "prompts.jsonl")
+    assert prompts and all(1 <= len(p["constraint_ids"]) <= 4 and len(p["verifiers"]) == len(p["constraint_ids"])
+                           for p in prompts)
+    samples = io.read_jsonl(run / "02_t1_sample" / "samples.jsonl")
+    m2 = io.read_json(run / "02_t1_sample" / "metrics.json")
+    assert len(samples) == m2["n_prompts"] * 2  # n_samples: 2
+    votes = io.read_jsonl(run / "03_t1_judge" / "votes.jsonl")
+    assert len(votes) == len(samples) and all(v["verifier_value"] is not None for v in votes)
+    roots = io.read_jsonl(run / "03_t1_judge" / "roots.jsonl")
+    assert len({r["prompt_id"] for r in roots}) == len(roots)  # one root per prompt
+    trees = io.read_jsonl(run / "04_t1_search" / "trees.jsonl")
+    assert len(trees) == len(roots) and all(t["nodes"][0]["response"] == r["response"] for t, r in zip(trees, roots))
+    m5 = io.read_json(run / "05_t1_data" / "metrics.json")
+    assert m5["n_refined_pairs"] == sum(1 for t in trees if t["success"] and t["final"] not in (None, 0))
+    models = io.read_json(run / "07_t1_refiner" / "models.json")
+    assert set(models) == {"actor", "refiner"}
+    m20 = io.read_json(run / "20_evaluate" / "metrics.json")
+    assert [r["iteration"] for r in m20["table"]] == [0, 1]
+    assert all("judge_heldout_acc" in r and "search_prompt_strict" in r for r in m20["table"])
+
+
+def test_every_figure_cell_shows_an_image(spar_run):
+    import nbformat
+
+    checked = 0
+    for stage, state in spar_run["res"].items():
+        if state != "ran":
+            continue
+        nb = nbformat.read(str(spar_run["run"] / stage / "notebook.ipynb"), as_version=4)
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type == "code" and FIGURE_CALL.search(cell.source):
+                checked += 1
+                images = [o for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+                assert len(images) == 1, f"{stage} cell {i}: {cell.source[:80]!r}"
+    assert checked >= 10
+
+
+def test_second_run_skips_everything(spar_run):
+    t0 = time.time()
+    res = run_recipe(spar_run["root"] / "params" / "spar" / "smoke.yaml", outputs=str(spar_run["out"]),
+                     progress=False, echo=lambda *_: None)
+    assert set(res.values()) == {"skipped", "off"}
+    assert time.time() - t0 <= 0.1 * spar_run["first"]
