@@ -225,8 +225,12 @@ class StageContext:
         return self.store.parent.parent / "cache" / "generations.sqlite"
 
     def generator(self, spec, progress: bool = True):
+        """The generator for ``spec``; asking twice for the same spec returns the same one (one model load)."""
         from .models import Generator
 
+        for g in self._generators:
+            if g.spec == spec:
+                return g
         g = Generator(spec, cache_path=self.cache_path, progress=progress)
         self._generators.append(g)
         return g

@@ -110,10 +110,11 @@ def with_tree_search(ctx, refiner: str, examples: Sequence[dict], outs: Sequence
         if t["success"] and t["final"] is not None:
             new[root["i"]] = t["nodes"][t["final"]]["response"]
             replaced += 1
+    extra = judge.calls["judgment_completions"] + judge.calls["likelihood_scores"] + refiner_fn.calls["refine_completions"]
     calls = {"judged": judge.calls["judged"], "judgment_completions": judge.calls["judgment_completions"],
+             "likelihood_scores": judge.calls["likelihood_scores"],
              "refine_completions": refiner_fn.calls["refine_completions"], "trees": len(trees), "replaced": replaced,
-             "extra_generations_per_prompt": round((judge.calls["judgment_completions"] +
-                                                    refiner_fn.calls["refine_completions"]) / max(1, len(examples)), 2)}
+             "extra_model_calls_per_prompt": round(extra / max(1, len(examples)), 2)}
     return new, calls
 
 
@@ -139,7 +140,7 @@ def evaluate_all(ctx, models: dict[int, dict], examples: Sequence[dict], labelle
             _, s2 = ifeval.score_responses(examples, new)
             row.update({f"search_{k}": round(100 * s2[k], 1) for k in ("prompt_strict", "prompt_loose", "inst_strict",
                                                                          "inst_loose")})
-            row["search_extra_generations_per_prompt"] = calls["extra_generations_per_prompt"]
+            row["search_extra_calls_per_prompt"] = calls["extra_model_calls_per_prompt"]
             details[f"t{t}_search_calls"] = calls
         for source, items in labelled.items():
             acc = judging_accuracy(ctx, m["refiner"], items)

@@ -87,8 +87,17 @@ class Judge:
 
         from .. import judge as llm_judge
 
-        _, scores = llm_judge.choose(self.gen, convs, ["Yes", "No"])
-        self.calls["likelihood_scores"] += 2 * len(convs)
+        # P(Yes)/P(No) depend only on the conversation: kept on the generator, so every judge of the same
+        # model (the majority vote, the single-judgment baseline, the search) scores a text once.
+        memo = self.gen.__dict__.setdefault("_verdict_logprobs", {})
+        keys = [io.stable_hash(c) for c in convs]
+        todo = [k for k in dict.fromkeys(keys) if k not in memo]
+        if todo:
+            conv_of = dict(zip(keys, convs))
+            _, fresh = llm_judge.choose(self.gen, [conv_of[k] for k in todo], ["Yes", "No"])
+            memo.update(zip(todo, fresh))
+            self.calls["likelihood_scores"] += 2 * len(todo)
+        scores = [memo[k] for k in keys]
         t = max(self.temperature, 1e-6)
         p_yes = [1.0 / (1.0 + math.exp((n - y) / t)) for y, n in scores]
         head = self.prefill.rstrip()
