@@ -58,6 +58,7 @@ def _path_fields(params: Any) -> list[str]:
 def stage_key(pipeline: str, stage: str, params: Any, upstream_keys: Mapping[str, str], root: Path) -> str:
     """Key of a stage's output folder: its params (without location keys), the files they name, its upstreams."""
     d = dataclasses.asdict(params)
+    unkeyed = {f.name for f in dataclasses.fields(params) if f.metadata.get("unkeyed")}
     files = {}
     for name in _path_fields(params):
         value = getattr(params, name)
@@ -65,7 +66,7 @@ def stage_key(pipeline: str, stage: str, params: Any, upstream_keys: Mapping[str
             p = resolve_path(value, root)
             files[name] = io.file_fingerprint(p) if p.exists() else "missing"
     return io.stable_hash({"pipeline": pipeline, "stage": stage,
-                           "params": {k: v for k, v in d.items() if k not in RUNNER_KEYS},
+                           "params": {k: v for k, v in d.items() if k not in RUNNER_KEYS and k not in unkeyed},
                            "files": files, "upstream": dict(sorted(upstream_keys.items()))})[:16]
 
 

@@ -169,9 +169,10 @@ class StageContext:
     def upstream_metrics(self, stage: str) -> dict:
         return io.read_json(self.upstream_dir(stage) / "metrics.json")
 
-    def checkpoint(self, name: str, base_model: str) -> str:
+    def checkpoint(self, name: str, base_model: str, trained_only: bool = False) -> str:
         """Model path of checkpoint ``name``: ``base`` is the untrained policy, the rest come from the
-        stage that declares it (``Stage.checkpoint``)."""
+        stage that declares it (``Stage.checkpoint``). ``trained_only`` (evaluation): a stage that had no
+        data and passed its initial model on unchanged raises ``UntrainedCheckpoint`` instead."""
         from .models.backends import resolve_model_path
 
         if name == "base":
@@ -180,7 +181,7 @@ class StageContext:
         if name not in owners:
             raise ParamsError(f"{self.stage}: unknown checkpoint {name!r}; this pipeline makes: base, {', '.join(owners)}")
         path = str(self.input(owners[name], "model"))
-        if self.upstream_metrics(owners[name]).get("trained") is False:
+        if trained_only and self.upstream_metrics(owners[name]).get("trained") is False:
             raise UntrainedCheckpoint(f"stage {owners[name]} had no data and passed its initial model on unchanged: "
                                       f"not evaluated as {name!r}")
         return path
@@ -263,9 +264,7 @@ class StageContext:
             "params": dataclasses.asdict(self.p),
             "params_hash": io.stable_hash({k: v for k, v in dataclasses.asdict(self.p).items() if k not in RUNNER_KEYS}),
             "seed": self.p.seed,
-            "upstream": {s: self.upstream.get(s) or {"key": self.upstream_keys[s],
-                                                     "digest": output_digest(self.store / s / self.upstream_keys[s])}
-                         for s in self.spec.upstream},
+            "upstream": dict(self.upstream),  # the upstream outputs it read (a switched-off one never is)
             "digest": self.digest(),
             "git": git_state(self.root),
             "packages": package_versions(),
@@ -371,10 +370,18 @@ def open_stage(qualified: str, namespace: Mapping[str, Any]) -> StageContext:
 # states
 # ---------------------------------------------------------------------------
 
-def stage_state(stage_dir: Path) -> str:
+def stage_state(stage_dir: Path, _memo: dict | None = None) -> str:
     """complete | stale (an upstream output, directly or further up, or an input file changed since) |
     failed | partial | pending."""
     d = Path(stage_dir).resolve()  # a run folder's link -> the store folder (its upstreams are siblings there)
+    memo = {} if _memo is None else _memo  # one check walks each upstream once, however many paths lead there
+    if d in memo:
+        return memo[d]
+    memo[d] = state = _state(d, memo)
+    return state
+
+
+def _state(d: Path, memo: dict) -> str:
     m = d / MANIFEST
     if m.exists():
         try:
@@ -386,7 +393,7 @@ def stage_state(stage_dir: Path) -> str:
         store = d.parent.parent
         for s, up in (man.get("upstream") or {}).items():
             u = store / s / up["key"]
-            if output_digest(u) != up.get("digest") or stage_state(u) != "complete":
+            if output_digest(u) != up.get("digest") or stage_state(u, memo) != "complete":
                 return "stale"  # built from an output that has changed since, or from one that is itself stale
         for path, fp in (man.get("inputs") or {}).items():
             p = Path(path)

@@ -352,10 +352,17 @@ def fit(ctx, kind: str, model: str, records: Sequence[dict], empty_reason: str) 
     if not records:
         return skip_without_data(job, empty_reason)
     p = ctx.p
-    res = run(job, p.num_gpus, ctx.input(p.deepspeed_config), num_machines=p.num_machines,
+    launching = (p.num_gpus > 1 or p.num_machines > 1) and bool(p.deepspeed_config)
+    res = run(job, p.num_gpus, ctx.input(p.deepspeed_config) if launching else None, num_machines=p.num_machines,
               machine_rank=p.machine_rank, main_process_ip=p.main_process_ip, main_process_port=p.main_process_port)
     res.setdefault("trained", True)
     return res
+
+
+def passed_on(model: str, reason: str) -> dict:
+    """A training stage that does not train by choice: its initial model goes on as is (no copy)."""
+    print(f"[train] not trained: {reason}; {model} is passed on", flush=True)
+    return {"final_model": model, "trained": False, "reason": reason, "steps": 0, "log_history": []}
 
 
 def sft_records(examples: Sequence[dict]) -> list[dict]:

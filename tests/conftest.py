@@ -31,3 +31,24 @@ def _quiet_env(monkeypatch):
     monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     yield
+
+
+FIGURE_CALL = r"\.plot\(|plot_hists?\(|plot_bars\(|plot_curves\(|plot_comparison\(|plot_heatmap\(|plot_iterations\(|plot_similarity\("
+
+
+def figure_cells_without_image(notebook_paths) -> tuple[int, list[str]]:
+    """(figure cells checked, the ones that do not show exactly one image) over executed notebooks."""
+    import re
+
+    import nbformat
+
+    checked, bad = 0, []
+    for path in notebook_paths:
+        nb = nbformat.read(str(path), as_version=4)
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type == "code" and re.search(FIGURE_CALL, cell.source):
+                checked += 1
+                images = [o for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+                if len(images) != 1:
+                    bad.append(f"{path.parent.name} cell {i} shows {len(images)} images: {cell.source[:80]!r}")
+    return checked, bad

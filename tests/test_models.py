@@ -206,9 +206,14 @@ def test_transformers_backend_on_embedded_model(tmp_path):
     prompts = ["What is the capital of France?", "Say hello.", "Count to three."]
     a = g.generate(prompts, sp)
     assert all(isinstance(t[0], str) and t[0].strip() for t in a)
-    # Batched and alone give the same greedy text for the same prompt (left padding works).
-    alone = Generator(ModelSpec(batch_size=1), None, progress=False, backend=g.backend).generate(prompts[:1], sp)
-    assert alone[0] == a[0]
+    # Batched and alone give the same greedy text for the same prompt (left padding works). Checked in fp32:
+    # in bf16 the batch shape changes the matmul kernels (AMX / AVX512-BF16) and so the numbers, and a test
+    # must not depend on the CPU's instruction set.
+    f32 = Generator(ModelSpec(batch_size=4, dtype="float32"), None, progress=False)
+    batched = f32.generate(prompts, sp)
+    alone = Generator(ModelSpec(batch_size=1, dtype="float32"), None, progress=False, backend=f32.backend).generate(
+        prompts[:1], sp)
+    assert alone[0] == batched[0]
     samp = g.generate(prompts, SamplingParams(n=2, temperature=0.9, max_new_tokens=8, seed=5))
     assert all(len(s) == 2 for s in samp)
     assert str(g.backend.dtype) in ("torch.bfloat16", "torch.float32")

@@ -76,6 +76,9 @@ def test_both_averages_the_vote_and_the_verifiers():
 def test_verifier_judge_needs_verifiers():
     with pytest.raises(ValueError, match="needs prompts with verifiers"):
         roles.Judge("verifiers", None, 5, 0.7, 8, 3, 0)
+    with pytest.raises(ValueError, match="needs prompts with verifiers"):  # evolved prompts have none
+        roles.Judge("both", ScriptedGen(lambda c, k: ""), 5, 0.7, 8, 3, 0,
+                    verifiers=roles.verifier_index([{"prompt": "p"}]), runner=lambda f, i: [])
 
 
 def test_likelihood_votes_follow_the_verdict_probability():
@@ -92,6 +95,9 @@ def test_likelihood_votes_follow_the_verdict_probability():
     good, bad = j.judge_many([("p", "a good answer"), ("p", "a poor answer")])
     assert good["label"] is True and good["value"] == 1.0 and bad["label"] is False and bad["value"] == 0.0
     assert j.calls["likelihood_scores"] == 4 and j.calls["judgment_completions"] == 0
+    cold = roles.Judge("llm", Gen(), n=5, temperature=0.0, max_new_tokens=3, max_rounds=3, seed=0,
+                       prefill="Final Judgement: ", style="likelihood")  # temperature 0: the likelier verdict
+    assert [r["label"] for r in cold.judge_many([("p", "a good answer"), ("p", "a poor answer")])] == [True, False]
     with pytest.raises(ValueError, match="needs judge_prefill"):
         roles.Judge("llm", Gen(), 5, 0.7, 3, 3, 0, style="likelihood")
 
@@ -110,7 +116,8 @@ def test_refiner_sends_the_three_turns_and_the_primer():
     gen = ScriptedGen(lambda c, k: f"Refined response: [[start]] fixed {k} [[end]]")
     r = roles.Refiner(gen, temperature=0.7, max_new_tokens=32, seed=0, prefill="Refined response: [[start]]")
     out = r([("P", "Bad Answer", "Not lowercase.")], n=2)
-    assert out == [[("fixed 0", "Refined response:"), ("fixed 1", "Refined response:")]]
+    assert out == [[("fixed 0", "Refined response: [[start]] fixed 0 [[end]]"),
+                    ("fixed 1", "Refined response: [[start]] fixed 1 [[end]]")]]
     conv = gen.requests[0][0][0]
     assert [m["role"] for m in conv] == ["user", "assistant", "user", "assistant"]
     assert conv[1]["content"] == "Not lowercase." and "Bad Answer" in conv[0]["content"]
@@ -141,3 +148,7 @@ def test_pipeline_wires_iterations():
     r = load_recipe(repo_root() / "params" / "spar" / "quickstart.yaml")
     on = [s.name for s in pipe.stages if s.is_enabled(r.stages[s.name])]
     assert "13_t2_refiner" in on and not any(s.startswith(("14_", "15_", "16_", "17_", "18_", "19_")) for s in on)
+    # `iterations` only switches stages off: a 3-iteration recipe shares iterations 1-2 with a 2-iteration one
+    r3 = load_recipe(repo_root() / "params" / "spar" / "quickstart.yaml", overrides={"common": {"iterations": 3}})
+    shared = [s for s in pipe.order if r.stage_keys[s] == r3.stage_keys[s]]
+    assert shared == pipe.order[:-1]  # all but the evaluation, which covers one more iteration

@@ -6,7 +6,6 @@ figure cell shows its figure, and that a second run skips everything.
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
@@ -16,7 +15,6 @@ from autoif_lib.pipeline import get_pipeline
 from autoif_lib.runner import list_runs, run_recipe
 
 PIPE = get_pipeline("spar")
-FIGURE_CALL = re.compile(r"\.plot\(|plot_hists?\(|plot_bars\(|plot_curves\(|plot_iterations\(|plot_similarity\(")
 
 
 @pytest.fixture(scope="module")
@@ -67,19 +65,11 @@ def test_stage_outputs_and_counts(spar_run):
 
 
 def test_every_figure_cell_shows_an_image(spar_run):
-    import nbformat
+    from conftest import figure_cells_without_image
 
-    checked = 0
-    for stage, state in spar_run["res"].items():
-        if state != "ran":
-            continue
-        nb = nbformat.read(str(spar_run["run"] / stage / "notebook.ipynb"), as_version=4)
-        for i, cell in enumerate(nb.cells):
-            if cell.cell_type == "code" and FIGURE_CALL.search(cell.source):
-                checked += 1
-                images = [o for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
-                assert len(images) == 1, f"{stage} cell {i}: {cell.source[:80]!r}"
-    assert checked >= 10
+    ran = [s for s, state in spar_run["res"].items() if state == "ran"]
+    checked, bad = figure_cells_without_image([spar_run["run"] / s / "notebook.ipynb" for s in ran])
+    assert not bad and checked >= 10
 
 
 def test_second_run_skips_everything(spar_run):

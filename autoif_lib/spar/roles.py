@@ -49,7 +49,7 @@ class Judge:
     def __init__(self, mode: str, generator: Generator | None, n: int, temperature: float, max_new_tokens: int,
                  max_rounds: int, seed: int, prefill: str = "", verifiers: dict | None = None, runner=None,
                  style: str = "generate"):
-        if mode in ("verifiers", "both") and (verifiers is None or runner is None):
+        if mode in ("verifiers", "both") and (not verifiers or runner is None):
             raise ValueError(f"judge: {mode} needs prompts with verifiers (00_prompts source: compose) and a sandbox")
         if mode in ("llm", "both") and generator is None:
             raise ValueError(f"judge: {mode} needs the refiner as a generator")
@@ -98,8 +98,13 @@ class Judge:
             memo.update(zip(todo, fresh))
             self.calls["likelihood_scores"] += 2 * len(todo)
         scores = [memo[k] for k in keys]
-        t = max(self.temperature, 1e-6)
-        p_yes = [1.0 / (1.0 + math.exp((n - y) / t)) for y, n in scores]
+        def p_of(y, n):  # P(Yes) among {Yes, No}, sharpened by the temperature; 0 is a plain comparison
+            if self.temperature == 0:
+                return 1.0 if y > n else 0.0 if y < n else 0.5
+            z = (y - n) / self.temperature
+            return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
+        p_yes = [p_of(y, n) for y, n in scores]
         head = self.prefill.rstrip()
 
         def sample(indices, rnd):
@@ -181,7 +186,8 @@ class Refiner:
                             seed=self.seed + 7919 * self._round)
         tail = [{"role": "assistant", "content": self.prefill}] if self.prefill else []
         outs = self.gen.generate([prompts.refine(p, r, c or "") + tail for p, r, c in requests], sp, desc="refine")
-        res = [[parse_refined(t) for t in o] for o in outs]
+        # (refined response, the whole completion): the completion is what RFT teaches the refiner to write
+        res = [[(parse_refined(t)[0], t) for t in o] for o in outs]
         self.calls["refine_completions"] += sum(len(o) for o in outs)
         self.calls["unparsed"] += sum(1 for o in res for t, _ in o if t is None)
         return res

@@ -20,7 +20,9 @@ from ..stage_fields import QUICKSTART_MODEL, SandboxFields, TrainFields, _check_
 @dataclass(frozen=True)
 class IterationFields:
     iteration: int = param(1, "self-play iteration t of this stage (set by the pipeline)", min=1)
-    iterations: int = param(3, "iterations the run goes through (paper: 3); stages of later ones are off", min=1, max=3)
+    # unkeyed: it only switches later iterations off, so 2 and 3 iterations share iterations 1-2 on disk
+    iterations: int = param(3, "iterations the run goes through (paper: 3); stages of later ones are off", min=1, max=3,
+                            unkeyed=True)
 
     @property
     def active(self) -> bool:
