@@ -398,6 +398,7 @@ def plot_curves(log: Sequence[dict], keys: Sequence[str] = ("loss",), title: str
         ax.set_xlabel("step")
     fig.suptitle(title)
     fig.tight_layout()
+    plt.close(fig)  # shown once, as the cell's value (never again by the inline backend)
     return fig
 
 

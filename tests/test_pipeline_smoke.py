@@ -144,15 +144,15 @@ def test_papermill_direct_validates_names_and_never_overwrites(smoke_run, root, 
     before = _snapshot(smoke_run["out"])
     with pytest.raises(pm.PapermillExecutionError, match="pass_treshold: unknown parameter"):
         pm.execute_notebook(str(nb), str(tmp_path / "bad.ipynb"), kernel_name=kernel, cwd=str(nb.parent),
-                            parameters=dict(params, run_dir=str(run), pass_threshold=0.8, pass_treshold=0.9),
+                            parameters=dict(params, run_dir=str(run), pass_threshold=0.7, pass_treshold=0.9),
                             progress_bar=False)
     pm.execute_notebook(str(nb), str(tmp_path / "ok.ipynb"), kernel_name=kernel, cwd=str(nb.parent),
-                        parameters=dict(params, run_dir=str(run), pass_threshold=0.8), progress_bar=False)
+                        parameters=dict(params, run_dir=str(run), pass_threshold=0.7), progress_bar=False)
     after = _snapshot(smoke_run["out"])
     assert {k: after.get(k) for k in before} == before          # the run's files are byte-identical
     orig = (run / "06_verify_score").resolve().name
     new = sorted({k.split("/")[3] for k in set(after) - set(before) if k.startswith("store/autoif/06_verify_score/")})
     assert len(new) == 1 and new[0] != orig                      # the changed value landed in its own folder
     man = io.read_json(smoke_run["out"] / "store" / "autoif" / "06_verify_score" / new[0] / "manifest.json")
-    assert man["params"]["pass_threshold"] == 0.8 and man["upstream"]["05_responses"]["key"] == \
+    assert man["params"]["pass_threshold"] == 0.7 and man["upstream"]["05_responses"]["key"] == \
         (run / "05_responses").resolve().name

@@ -86,17 +86,17 @@ def test_failing_stage_shows_cell_and_error(root, tmp_path, monkeypatch, write_y
 
 def test_opened_by_hand_uses_the_quickstart_run(root, tmp_path, monkeypatch):
     """No injection: the parameters cell's defaults, and the quickstart run's folder."""
-    import dataclasses
     import shutil
 
     from autoif_lib.recipes import load_recipe
     from autoif_lib.runs import open_stage
-    from autoif_lib.autoif.pipeline import STAGES
 
     fake_root = tmp_path / "repo"
     shutil.copytree(root / "params", fake_root / "params")
     monkeypatch.setenv("AUTOIF_ROOT", str(fake_root))
-    defaults = {f.name: getattr(STAGES["00_environment"](), f.name) for f in dataclasses.fields(STAGES["00_environment"])}
+    # the parameters cell holds the quickstart's values (tests/test_config.py checks that)
+    cell = load_recipe(fake_root / "params" / "autoif" / "quickstart.yaml", root=fake_root).stage_params("00_environment")
+    defaults = dict(cell, run_dir="", params_file="params/autoif/quickstart.yaml")
     ctx = open_stage("autoif/00_environment", defaults)
     recipe = load_recipe(fake_root / "params" / "autoif" / "quickstart.yaml", root=fake_root)
     assert ctx.run_dir == recipe.run_dir and ctx.dir == recipe.stage_dir("00_environment") and ctx.dir.is_dir()
