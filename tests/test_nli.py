@@ -84,3 +84,29 @@ def test_choice_logprobs_on_the_embedded_model():
     assert scores[0] == pytest.approx(scores[1], abs=1e-3)  # batch position does not matter
     assert scores[0][0] > scores[0][1] and scores[0][0] > scores[0][2]
     assert all(s < 0 for s in scores[0])
+
+
+def test_choice_logprobs_with_a_shared_prefix_cache_equal_a_full_pass():
+    """The conversation is run once and its KV cache reused per choice: the same numbers as scoring each
+    full sequence in one pass, within fp32 rounding."""
+    import torch
+
+    from autoif_lib.models import Generator, ModelSpec
+
+    b = Generator(ModelSpec(batch_size=1, dtype="float32"), None, progress=False).backend
+    conv = [{"role": "user", "content": "What is the capital of France?"}, {"role": "assistant", "content": "Answer:"}]
+    choices = ["Paris", "Berlin", "Zzyzx"]
+    got = b.choice_logprobs([conv], choices)[0]
+    prefix = b.render(conv).rstrip()
+    p_ids = b.tokenizer(prefix, add_special_tokens=False)["input_ids"]
+    want = []
+    for ch in choices:
+        ids = b.tokenizer(f"{prefix} {ch}", add_special_tokens=False)["input_ids"]
+        k = 0
+        while k < min(len(p_ids), len(ids) - 1) and p_ids[k] == ids[k]:
+            k += 1
+        with torch.inference_mode():
+            lp = torch.log_softmax(b.model(input_ids=torch.tensor([ids])).logits[0].float(), -1)
+        want.append(float(sum(lp[t - 1, ids[t]] for t in range(k, len(ids)))))
+    assert got == pytest.approx(want, abs=1e-4)  # fp32: ~1e-6 seen
+    assert got[0] > got[1] > got[2]

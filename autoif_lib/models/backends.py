@@ -150,31 +150,43 @@ class TransformersBackend:
         """Log-probability of each choice as the continuation of each conversation.
 
         Ranking fixed answers by likelihood (as lm-eval does for multiple choice) gets a usable
-        label out of a model too small to follow an output format. Every (conversation, choice)
-        is scored alone, without padding: in bf16 a padded batch changes the matmul shapes and so
-        the numbers (AMX/AVX512-BF16 kernels differ by batch shape), and a judge's label must not
-        depend on which other rows share its batch. Log-softmax is taken in fp32.
+        label out of a model too small to follow an output format. Every conversation is scored on
+        its own, without padding: in bf16 a padded batch changes the matmul shapes and so the numbers
+        (AMX/AVX512-BF16 kernels differ by batch shape), and a judge's label must not depend on which
+        other rows share its batch. The conversation is run once and its KV cache reused for every
+        choice; log-softmax is taken in fp32.
         """
+        import copy
+
         torch = self.torch
-        # "Label: " + "entailment" tokenizes as "Label:" + " entailment": score the choice with its
-        # leading space and count only the tokens past the longest common prefix.
         out = []
         for conv in conversations:
+            # "Label: " + "entailment" tokenizes as "Label:" + " entailment": score each choice with its
+            # leading space and count only the tokens past the longest common prefix.
             prefix = self.render(list(conv)).rstrip()
             p_ids = self.tokenizer(prefix, add_special_tokens=False)["input_ids"]
-            row = []
-            for ch in choices:
-                ids = self.tokenizer(f"{prefix} {ch}", return_tensors="pt", add_special_tokens=False)["input_ids"]
-                ids = ids.to(self.device)
-                n_full = ids.shape[1]
-                n_prefix = 0
-                while n_prefix < min(len(p_ids), n_full - 1) and p_ids[n_prefix] == int(ids[0, n_prefix]):
-                    n_prefix += 1
-                n_prefix = max(1, n_prefix)  # the first token has no prediction to score
-                with torch.inference_mode():
-                    logits = self.model(input_ids=ids).logits[0, n_prefix - 1:n_full - 1].float()
-                logp = torch.log_softmax(logits, dim=-1)
-                row.append(float(logp.gather(1, ids[0, n_prefix:n_full, None]).sum()))
+            fulls = [self.tokenizer(f"{prefix} {ch}", add_special_tokens=False)["input_ids"] for ch in choices]
+            starts = []
+            for ids in fulls:
+                k = 0
+                while k < min(len(p_ids), len(ids) - 1) and p_ids[k] == ids[k]:
+                    k += 1
+                starts.append(max(1, k))  # the first token has no prediction to score
+            shared = min(starts) - 1  # tokens every choice shares, run once: positions [0, shared)
+            with torch.inference_mode():
+                past = None
+                if shared > 0:
+                    past = self.model(input_ids=torch.tensor([fulls[0][:shared]], device=self.device),
+                                      use_cache=True).past_key_values
+                row = []
+                for ids, start in zip(fulls, starts):
+                    tail = torch.tensor([ids[shared:]], device=self.device)
+                    logits = self.model(input_ids=tail, past_key_values=copy.deepcopy(past) if past is not None else None,
+                                        use_cache=past is not None).logits[0].float()
+                    logp = torch.log_softmax(logits, dim=-1)  # row i predicts token shared + i + 1
+                    targets = ids[start:]
+                    rows = [t - shared - 1 for t in range(start, len(ids))]
+                    row.append(float(sum(logp[r, tok] for r, tok in zip(rows, targets))))
             out.append(row)
         return out
 
