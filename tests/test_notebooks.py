@@ -33,3 +33,22 @@ def test_notebook_shape(name):
     assert nb.metadata["kernelspec"]["name"] == "autoif-workbench"
     src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert f'open_stage("autoif/{name}", globals())' in src and "ctx.finish(" in src
+
+
+SPAR = get_pipeline("spar")
+SPAR_NOTEBOOKS = sorted(set(stage_notebooks(SPAR).values()))
+
+
+@pytest.mark.parametrize("path", SPAR_NOTEBOOKS, ids=lambda p: p.stem)
+def test_spar_notebook_shape(path):
+    assert not notebook_has_outputs(path), f"{path.name}: strip outputs before committing"
+    nb = nbformat.read(str(path), as_version=4)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    assert "parameters" in nb.cells[1].metadata.get("tags", [])
+    src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert f'open_stage("spar/{path.stem}", globals())' in src and "ctx.finish(" in src
+
+
+def test_every_spar_notebook_on_disk_is_declared():
+    on_disk = set((repo_root() / SPAR.notebooks).glob("*.ipynb"))
+    assert on_disk == set(SPAR_NOTEBOOKS)
