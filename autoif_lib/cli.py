@@ -5,6 +5,7 @@
     autoif check params/autoif/*.yaml   # validate recipes only (fails in a second)
     autoif show params/autoif/x.yaml    # the fully resolved recipe: what a run really runs
     autoif sync-notebooks [--check]     # rewrite parameters cells from the stage schemas
+    autoif sweep params/ablations/x.yaml [--jobs N --gpus-per-job K] [--status] [--show] [--slurm [--submit]]
 """
 
 from __future__ import annotations
@@ -96,6 +97,55 @@ def _cmd_sync(a) -> int:
     return 1 if (a.check and changed) else 0
 
 
+def _cmd_sweep(a) -> int:
+    import signal
+
+    from . import sweeps
+    from .params import ParamsError
+    from .recipes import show
+
+    def _term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _term)
+    try:
+        sw = sweeps.load_sweep(a.sweep)  # validates every cell's recipe before anything runs
+        if a.show:
+            for c in sw.cells:
+                print(f"# ---- cell {c.id}  (recipe {c.recipe_path}, overrides {c.overrides})")
+                print(show(c.load(a.outputs)), end="")
+            return 0
+        if a.status:
+            for st in sweeps.status(sw, a.outputs):
+                secs = f"{st['seconds']:.1f} s" if st["seconds"] is not None else ""
+                print(f"  {st['cell']:<40} {st['state']:<8} {st['run_id']}  {secs}"
+                      + (f"  {st['error'][:200]}" if st["state"] == "failed" and st["error"] else ""))
+            return 0
+        if a.slurm or a.submit:
+            sweeps.write_slurm(sw, a.outputs, submit=a.submit, partition=a.partition, gpus=a.gpus_per_job or None)
+            return 0
+        if a.collect:
+            path = sweeps.write_results(sw, a.outputs)
+            sweeps.draw_figures(sw, path)
+            print(f"results: {path}")
+            return 0
+        if a.cell:
+            rec = sweeps.run_cell(sw, sw.cell(a.cell), a.outputs, progress=not a.no_progress)
+            sweeps.write_results(sw, a.outputs)
+            print(f"cell {a.cell}: {rec['status']} in {rec['seconds']:.1f} s" + (f": {rec.get('error')}" if
+                                                                                 rec["status"] != "done" else ""))
+            return 0 if rec["status"] == "done" else 1
+        res = sweeps.run_sweep(sw, a.outputs, progress=not a.no_progress, jobs=a.jobs,
+                               gpus_per_job=a.gpus_per_job or 0, figures=not a.no_figures)
+    except ParamsError as e:
+        print(f"params error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished cells and stages are kept; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 1 if res["failed"] else 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="autoif", description="AutoIF / SPaR workbench runner")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -118,6 +168,21 @@ def main(argv=None) -> int:
     y = sub.add_parser("sync-notebooks", help="rewrite notebooks' parameters cells from the stage schemas")
     y.add_argument("--check", action="store_true", help="only report notebooks that are out of sync")
     y.set_defaults(func=_cmd_sync)
+    w = sub.add_parser("sweep", help="run an ablation sweep: every variant x seed, sharing stages, resumable")
+    w.add_argument("sweep", help="sweep file, e.g. params/ablations/autoif_thresholds_cpu.yaml")
+    w.add_argument("--outputs", help="outputs root (default: the sweep's, normally ./outputs)")
+    w.add_argument("--jobs", type=int, default=1, help="cells at once on this node (default 1)")
+    w.add_argument("--gpus-per-job", type=int, default=0, help="GPUs per concurrent cell (CUDA_VISIBLE_DEVICES)")
+    w.add_argument("--status", action="store_true", help="list cells and their states; run nothing")
+    w.add_argument("--show", action="store_true", help="print every cell's resolved recipe; run nothing")
+    w.add_argument("--cell", help="run one cell by id (variant@sSEED); what Slurm array tasks call")
+    w.add_argument("--collect", action="store_true", help="rebuild results.csv and figures from finished cells")
+    w.add_argument("--slurm", action="store_true", help="write a Slurm job array (one task per cell) + collect job")
+    w.add_argument("--submit", action="store_true", help="with --slurm: submit them with sbatch")
+    w.add_argument("--partition", help="with --slurm: the partition (overrides the sweep file's)")
+    w.add_argument("--no-figures", action="store_true", help="do not draw figures at the end")
+    w.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
+    w.set_defaults(func=_cmd_sweep)
     a = ap.parse_args(argv)
     return a.func(a)
 

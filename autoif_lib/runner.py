@@ -12,6 +12,8 @@ stage whose output folder is complete and not stale is skipped unless ``--force`
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import re
 import sys
 import time
@@ -139,45 +141,73 @@ def run_recipe(params_path: str | Path, stages: str | None = None, force: bool =
             continue
         stage_dir = recipe.stage_dir(stage)
         link_stage(run_dir, stage, stage_dir)
-        state = stage_state(stage_dir)
-        if state == "complete" and not force:
-            echo(f"{tag}: complete, skipped ({stage_dir.name})")
-            results[stage] = "skipped"
-            continue
-        kernel = kernel or ensure_kernel()
-        stage_dir.mkdir(parents=True, exist_ok=True)
-        if (stage_dir / MANIFEST).exists():
-            (stage_dir / MANIFEST).unlink()  # the stage is being redone: not complete until it says so
-        out_nb = stage_dir / "notebook.ipynb"
-        injected = recipe.stage_params(stage)
-        injected.update(params_file=str(Path(params_path)), run_dir=str(run_dir))
-        echo(f"{tag}: running ({state}) -> {stage_dir}")
-        t0 = time.time()
-        try:
-            _execute(pipe.notebook(stage, root), out_nb, injected, kernel, progress)
-        except Exception as e:  # papermill raises PapermillExecutionError; kernels can die too
-            msg = describe_failure(out_nb, e)
-            io.write_json(stage_dir / FAILED, {"error": msg, "seconds": round(time.time() - t0, 2),
-                                               "notebook": str(out_nb)})
-            echo(f"{tag}: FAILED after {time.time() - t0:.1f} s  (executed notebook: {out_nb})\n{msg}")
-            raise StageFailed(f"stage {stage} failed; see {out_nb}") from None
-        secs = time.time() - t0
-        man_path = stage_dir / MANIFEST
-        if not man_path.exists():
-            elsewhere = [d for d in stage_dir.parent.iterdir() if d != stage_dir and (d / MANIFEST).exists()
-                         and (d / MANIFEST).stat().st_mtime >= t0]
-            if elsewhere:  # the kernel computed another key for the same params: the library changed meanwhile
-                raise StageFailed(f"stage {stage}: the notebook wrote to {elsewhere[0]}, not the planned {stage_dir}: "
-                                  "its params hash differently in the kernel (was autoif_lib edited during the run?); "
-                                  "run again")
-            raise StageFailed(f"stage {stage} ran but never called ctx.finish(); see {out_nb}")
-        man = io.read_json(man_path)
-        man.update(notebook="notebook.ipynb", runner_seconds=round(secs, 2))
-        io.write_json(man_path, man)
-        echo(f"{tag}: done in {secs:.1f} s")
+        with stage_lock(stage_dir, lambda: echo(f"{tag}: another run is building {stage_dir}; waiting for it")):
+            state = stage_state(stage_dir)  # read under the lock: the other run may just have finished it
+            if state == "complete" and not force:
+                echo(f"{tag}: complete, skipped ({stage_dir.name})")
+                results[stage] = "skipped"
+                continue
+            kernel = _run_stage(recipe, stage, stage_dir, state, tag, params_path, run_dir, root, kernel,
+                                progress, echo)
         results[stage] = "ran"
     echo(f"all {len(chosen)} stage(s) ok in {time.time() - t_start:.1f} s  ({run_dir})")
     return results
+
+
+@contextlib.contextmanager
+def stage_lock(stage_dir: Path, on_wait=None):
+    """An exclusive lock on one stage output, held while it is checked and built, so two runs that need
+    the same stage at once (a parallel sweep, Slurm array tasks on a shared filesystem) build it once."""
+    lock = stage_dir.parent / f".{stage_dir.name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait:
+                on_wait()
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _run_stage(recipe, stage, stage_dir, state, tag, params_path, run_dir, root, kernel, progress, echo):
+    """Execute one stage's notebook into its store folder and check it finished; return the kernel name."""
+    pipe = recipe.pipeline
+    kernel = kernel or ensure_kernel()
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    if (stage_dir / MANIFEST).exists():
+        (stage_dir / MANIFEST).unlink()  # the stage is being redone: not complete until it says so
+    out_nb = stage_dir / "notebook.ipynb"
+    injected = recipe.stage_params(stage)
+    injected.update(params_file=str(Path(params_path)), run_dir=str(run_dir))
+    echo(f"{tag}: running ({state}) -> {stage_dir}")
+    t0 = time.time()
+    try:
+        _execute(pipe.notebook(stage, root), out_nb, injected, kernel, progress)
+    except Exception as e:  # papermill raises PapermillExecutionError; kernels can die too
+        msg = describe_failure(out_nb, e)
+        io.write_json(stage_dir / FAILED, {"error": msg, "seconds": round(time.time() - t0, 2),
+                                           "notebook": str(out_nb)})
+        echo(f"{tag}: FAILED after {time.time() - t0:.1f} s  (executed notebook: {out_nb})\n{msg}")
+        raise StageFailed(f"stage {stage} failed; see {out_nb}") from None
+    secs = time.time() - t0
+    man_path = stage_dir / MANIFEST
+    if not man_path.exists():
+        elsewhere = [d for d in stage_dir.parent.iterdir() if d != stage_dir and (d / MANIFEST).exists()
+                     and (d / MANIFEST).stat().st_mtime >= t0]
+        if elsewhere:  # the kernel computed another key for the same params: the library changed meanwhile
+            raise StageFailed(f"stage {stage}: the notebook wrote to {elsewhere[0]}, not the planned {stage_dir}: "
+                              "its params hash differently in the kernel (was autoif_lib edited during the run?); "
+                              "run again")
+        raise StageFailed(f"stage {stage} ran but never called ctx.finish(); see {out_nb}")
+    man = io.read_json(man_path)
+    man.update(notebook="notebook.ipynb", runner_seconds=round(secs, 2))
+    io.write_json(man_path, man)
+    echo(f"{tag}: done in {secs:.1f} s")
+    return kernel
 
 
 def _execute(src: Path, dst: Path, parameters: dict, kernel: str, progress: bool) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -120,6 +121,40 @@ def test_threshold_ablation_shares_stages_00_to_05(smoke_run, root):
         assert shared == (order.index(s) < order.index("06_verify_score")), s
     assert io.read_json(abl / "06_verify_score" / "manifest.json")["params"]["pass_threshold"] == 0.8
     print(f"\nthreshold ablation: {secs:.1f} s vs full smoke run {smoke_run['first']:.1f} s")
+
+
+def test_sweep_over_the_threshold_reuses_both_runs_and_tabulates_them(smoke_run, root, tmp_path):
+    """A real sweep (runner, collection, figures) whose two cells are the smoke run (0.5) and the ablation
+    above (0.8): every stage is shared, so nothing executes, and the table holds the runs' own numbers."""
+    from autoif_lib import results, sweeps
+
+    spec = tmp_path / "thr.yaml"
+    spec.write_text(f"sweep: smoke_thr\nrecipe: {root / 'params' / 'autoif' / 'smoke.yaml'}\nseeds: [0]\n"
+                    "metrics: [prompt_strict, heldout_pass_rate, 07_export.n_sft]\n"
+                    "grid: {stages.06_verify_score.pass_threshold: [0.5, 0.8]}\n")
+    sw = sweeps.load_sweep(spec)
+    out = str(smoke_run["out"])
+    lines = []
+    res = sweeps.run_sweep(sw, out, echo=lines.append)
+    assert res["failed"] == [] and len(res["ran"]) == 2
+    assert not any(": running (" in line for line in lines), [x for x in lines if "running" in x]
+    df = results.read_table(res["results"])
+    abl = next(smoke_run["out"].glob("smoke_abl/smoke_abl-*"))
+    for variant, run in (("pass_threshold=0.5", smoke_run["run"]), ("pass_threshold=0.8", abl)):
+        evaluated = io.read_json(run / "11_evaluate" / "metrics.json")["checkpoints"]
+        assert "base" in evaluated
+        assert set(df[df.variant == variant].checkpoint) - {""} == set(evaluated)
+        for ck in evaluated:
+            summary = io.read_json(run / "11_evaluate" / f"ifeval_{ck}_summary.json")
+            got = df[(df.variant == variant) & (df.checkpoint == ck) & (df.metric == "prompt_strict")]
+            assert list(got.value) == [pytest.approx(100 * summary["prompt_strict"])], (variant, ck)
+        n_sft = io.read_json(run / "07_export" / "metrics.json")["n_sft"]
+        assert list(df[(df.variant == variant) & (df.metric == "07_export.n_sft")].value) == [n_sft]
+        cell_run = sweeps.cell_record(sw.dir(out), sw.cell(f"{variant}@s0"))["run_dir"]
+        assert all((Path(cell_run) / s).resolve() == (run / s).resolve() for s in get_pipeline("autoif").order)
+    assert {Path(f).name for f in res["figures"]} >= {"curve_prompt_strict.pdf", "curve_prompt_strict.png"}
+    again = sweeps.run_sweep(sw, out, echo=lambda *_: None)
+    assert again["ran"] == [] and len(again["skipped"]) == 2
 
 
 def _snapshot(out):

@@ -1,0 +1,157 @@
+"""Results tables: a finished run's metrics as tidy rows, one per checkpoint x metric.
+
+A sweep (``sweeps.py``) gathers these rows for every variant x seed into one file,
+``outputs/sweeps/<sweep>/results.csv``, that the analysis notebooks read with pandas::
+
+    import pandas as pd
+    df = pd.read_csv("outputs/sweeps/autoif_thresholds_cpu/results.csv")
+    df.query("metric == 'prompt_strict'").groupby(["variant", "checkpoint"]).value.mean()
+
+What a run's evaluation means is its method's business: ``autoif_lib.<pipeline>.results``
+has ``collect(run_dir) -> list[row]`` with the keys of ``METRIC_KEYS``. Stage-level numbers
+(``07_export.n_sft``) come from any stage's ``metrics.json`` by a dotted path.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from . import io
+from .params import ParamsError
+from .runs import MANIFEST, PLAN
+
+# What a method collector returns per row.
+METRIC_KEYS = ("checkpoint", "iteration", "metric", "value", "se", "n")
+# The table's columns, in order. JSON-valued columns hold strings (``factors``, ``overrides``, ``stage_keys``).
+COLUMNS = ("sweep", "variant", "seed", "pipeline", "checkpoint", "iteration", "metric", "value", "se", "n",
+           "factors", "run_id", "recipe_key", "base_recipe", "overrides", "git_commit", "stage_keys", "finished_at")
+JSON_COLUMNS = ("factors", "overrides", "stage_keys")
+
+
+def binomial_se(p: float, n: int) -> float | None:
+    """Standard error of a proportion (same unit as ``p``); None without samples."""
+    if not n:
+        return None
+    return math.sqrt(max(0.0, p * (1 - p)) / n)
+
+
+def metric_row(checkpoint: str, metric: str, value: Any, se: Any = None, n: Any = None,
+               iteration: int | None = None) -> dict:
+    def num(x):
+        return None if x is None else float(x)
+    return {"checkpoint": checkpoint, "iteration": iteration, "metric": metric, "value": num(value), "se": num(se),
+            "n": None if n is None else int(n)}
+
+
+def collector(pipeline: str):
+    """The method's ``collect(run_dir)``: ``autoif_lib.<pipeline>.results``."""
+    try:
+        mod = importlib.import_module(f"autoif_lib.{pipeline}.results")
+    except ModuleNotFoundError as e:
+        raise ParamsError(f"pipeline {pipeline!r} has no results module (autoif_lib.{pipeline}.results)") from e
+    return mod
+
+
+def stage_dir(run_dir: Path, stage: str) -> Path:
+    """A run's stage folder: its link, or the store folder its plan names."""
+    link = Path(run_dir) / stage
+    if link.exists():
+        return link.resolve()
+    plan = io.read_json(Path(run_dir) / PLAN)
+    return Path(plan["stages"][stage]["dir"])
+
+
+def stage_metric(run_dir: Path, dotted: str) -> Any:
+    """``"07_export.n_sft"`` -> that value of the stage's metrics.json (nested keys by further dots)."""
+    stage, _, path = dotted.partition(".")
+    if not path:
+        raise ParamsError(f"metric {dotted!r}: a stage metric is '<stage>.<key>'")
+    d: Any = io.read_json(stage_dir(run_dir, stage) / "metrics.json")
+    for part in path.split("."):
+        if not isinstance(d, Mapping) or part not in d:
+            raise KeyError(f"{dotted}: no {part!r} in {stage}'s metrics.json")
+        d = d[part]
+    return d
+
+
+def collect_run(run_dir: Path, metrics: Sequence[str] = ()) -> list[dict]:
+    """A finished run's rows: the method's evaluation rows (all of them if ``metrics`` is empty, else the
+    named ones) and any ``<stage>.<key>`` stage metrics named in ``metrics``."""
+    run_dir = Path(run_dir)
+    plan = io.read_json(run_dir / PLAN)
+    mod = collector(plan["pipeline"])
+    rows = mod.collect(run_dir)
+    wanted_eval = [m for m in metrics if "." not in m]
+    if wanted_eval:
+        rows = [r for r in rows if r["metric"] in wanted_eval]
+    for m in metrics:
+        if "." in m and m.split(".", 1)[0] in plan["stages"]:  # a mixed sweep names stages of either method
+            v = stage_metric(run_dir, m)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ParamsError(f"metric {m!r} is {type(v).__name__}, not a number")
+            rows.append(metric_row("", m, v))
+    return rows
+
+
+def known_metrics(pipeline: str) -> tuple[str, ...]:
+    return tuple(collector(pipeline).METRICS)
+
+
+def git_commit(run_dir: Path) -> str:
+    """The commit the run's evaluation stage was executed at (from its manifest), '' if unknown."""
+    plan = io.read_json(Path(run_dir) / PLAN)
+    for stage in reversed(list(plan["stages"])):
+        try:
+            man = io.read_json(stage_dir(run_dir, stage) / MANIFEST)
+        except (FileNotFoundError, ValueError, KeyError):
+            continue
+        git = man.get("git") or {}
+        commit = git.get("commit") or ""
+        return commit + ("+dirty" if commit and git.get("dirty") else "")
+    return ""
+
+
+# ---------------------------------------------------------------------------
+# the table file
+# ---------------------------------------------------------------------------
+
+def _cell(v: Any, col: str) -> str:
+    if col in JSON_COLUMNS:
+        return v if isinstance(v, str) else json.dumps(v or {}, sort_keys=True)
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return str(v)
+
+
+def write_table(rows: Iterable[Mapping[str, Any]], path: Path) -> Path:
+    """Write rows atomically as CSV with ``COLUMNS`` (a crash never leaves half a table)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(COLUMNS)
+        for r in rows:
+            unknown = set(r) - set(COLUMNS)
+            if unknown:
+                raise ValueError(f"results row has unknown columns: {sorted(unknown)}")
+            w.writerow([_cell(r.get(c), c) for c in COLUMNS])
+    tmp.replace(path)
+    return path
+
+
+def read_table(path: Path):
+    """The table as a DataFrame; JSON columns parsed into dicts."""
+    import pandas as pd
+
+    df = pd.read_csv(path, dtype={"checkpoint": str, "variant": str, "metric": str})
+    df["checkpoint"] = df["checkpoint"].fillna("")
+    for c in JSON_COLUMNS:
+        if c in df:
+            df[c] = df[c].fillna("{}").map(json.loads)
+    return df

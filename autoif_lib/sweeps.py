@@ -1,0 +1,600 @@
+"""Sweeps: ablations as one command. A sweep file names a base recipe, variants (override sets) and/or a
+grid, seeds, and the metrics to collect; every variant x seed is a *cell* that resolves to a full recipe.
+
+    # params/ablations/autoif_thresholds_cpu.yaml
+    sweep: autoif_thresholds_cpu
+    recipe: ../autoif/smoke.yaml        # base recipe, relative to this file
+    seeds: [0, 1]
+    metrics: [prompt_strict, heldout_pass_rate, 07_export.n_sft]   # empty: everything the evaluation reports
+    baseline: paper                     # the variant deltas are taken against (default: the first)
+    variants:                           # named override sets, in recipe shape (dotted keys allowed)
+      paper: {}
+      no_crossval: {stages: {03_cross_validate: {preset: off}}}
+      spar: {recipe: ../spar/smoke.yaml}             # a variant may change the base recipe
+    grid:                               # a product over dotted keys, applied to every variant
+      stages.06_verify_score.pass_threshold: [0.3, 0.5, 0.8]
+    slurm: {partition: gpu, gpus: 8, time: "24:00:00"}   # for `autoif sweep --slurm`
+
+Cells run through the same runner as ``autoif run``, so cells share every stage output they have in
+common (outputs are addressed by their inputs), and a cell resumes stage by stage. Each finished cell
+writes ``<outputs>/sweeps/<sweep>/cells/<cell>.json`` (status, rows, run folder) atomically, and the
+results table ``results.csv`` is rebuilt from those files after each cell, in expansion order: a killed
+sweep run again skips finished cells and ends with the same table. A failing cell is recorded (its error
+and log) and the rest go on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from . import io, results
+from .params import ParamsError
+from .recipes import Recipe, _load_yaml, load_recipe, merge, repo_root
+
+_TOP = {"sweep", "description", "recipe", "seeds", "metrics", "baseline", "variants", "grid", "stages",
+        "outputs", "slurm"}
+_SLURM_KEYS = {"partition", "gpus", "cpus", "mem", "time", "account", "qos", "max_parallel", "setup", "extra"}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One variant at one seed: a full recipe."""
+
+    variant: str
+    seed: int
+    recipe_path: Path
+    overrides: dict              # what the cell adds to its base recipe (seed and experiment included)
+    factors: dict                # the grid values of this cell ({} for a plain named variant)
+
+    @property
+    def id(self) -> str:
+        return f"{self.variant}@s{self.seed}"
+
+    @property
+    def file_stem(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.=-]+", "_", self.id)
+
+    def load(self, outputs: str | None = None, root: Path | None = None) -> Recipe:
+        over = dict(self.overrides)
+        if outputs:
+            over["outputs"] = outputs
+        return load_recipe(self.recipe_path, overrides=over, root=root)
+
+
+@dataclass
+class Sweep:
+    name: str
+    path: Path
+    description: str
+    cells: list[Cell]
+    metrics: tuple[str, ...]
+    baseline: str
+    variants: list[str]
+    stages: str | None = None
+    outputs: str | None = None
+    slurm: dict = field(default_factory=dict)
+
+    def dir(self, outputs: str | os.PathLike | None = None) -> Path:
+        out = Path(outputs or self.outputs or (repo_root() / "outputs"))
+        if not out.is_absolute():
+            out = repo_root() / out
+        return out / "sweeps" / self.name
+
+    def cell(self, ident: str) -> Cell:
+        for c in self.cells:
+            if c.id == ident:
+                return c
+        raise ParamsError(f"{self.path}: no cell {ident!r}; cells: {', '.join(c.id for c in self.cells)}")
+
+
+# ---------------------------------------------------------------------------
+# loading and expansion
+# ---------------------------------------------------------------------------
+
+def _undot(d: Mapping[str, Any], where: str) -> dict:
+    """``{"stages.06_x.k": 1}`` -> ``{"stages": {"06_x": {"k": 1}}}``; nested mappings are kept as they are."""
+    out: dict = {}
+    for k, v in d.items():
+        if not isinstance(k, str) or not k:
+            raise ParamsError(f"{where}: keys must be non-empty strings, got {k!r}")
+        parts = k.split(".")
+        node = {parts[-1]: v}
+        for p in reversed(parts[:-1]):
+            node = {p: node}
+        out = merge(out, node)
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, sort_keys=True, separators=(",", ":"))
+    return str(v)
+
+
+def _grid_names(keys: Sequence[str]) -> dict[str, str]:
+    """Short names for grid keys (their last segment) unless two keys share it."""
+    last = [k.split(".")[-1] for k in keys]
+    return {k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last)}
+
+
+def load_sweep(path: str | os.PathLike, root: Path | None = None, validate: bool = True) -> Sweep:
+    """Read, expand and (by default) validate a sweep file: every cell's recipe is loaded, so a bad override
+    fails here, naming the variant, before anything runs."""
+    path = Path(path)
+    root = root or repo_root()
+    if not path.exists():
+        raise ParamsError(f"sweep file not found: {path}")
+    data = _load_yaml(path)
+    where = str(path)
+    unknown = set(data) - _TOP
+    if unknown:
+        import difflib
+
+        k = sorted(unknown)[0]
+        close = difflib.get_close_matches(k, sorted(_TOP), n=1)
+        raise ParamsError(f"{where}: {k}: unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+                          + f"; known: {', '.join(sorted(_TOP))}")
+    name = data.get("sweep") or path.stem
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise ParamsError(f"{where}: sweep: letters/digits/-/_ only, got {name!r}")
+    base = data.get("recipe")
+    if not isinstance(base, str):
+        raise ParamsError(f"{where}: recipe: required, the base recipe's path (relative to the sweep file)")
+    seeds = data.get("seeds", [0])
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = [seeds]
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ParamsError(f"{where}: seeds: a non-empty list of integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ParamsError(f"{where}: seeds: repeated seed in {seeds}")
+    metrics = data.get("metrics") or []
+    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
+        raise ParamsError(f"{where}: metrics: a list of metric names, got {metrics!r}")
+    variants = data.get("variants")
+    if variants is None:
+        variants = {}
+    if not isinstance(variants, dict):
+        raise ParamsError(f"{where}: variants: a mapping name -> overrides, got {type(variants).__name__}")
+    grid = data.get("grid") or {}
+    if not isinstance(grid, dict):
+        raise ParamsError(f"{where}: grid: a mapping dotted.key -> list of values, got {type(grid).__name__}")
+    for k, vals in grid.items():
+        if not isinstance(vals, list) or not vals:
+            raise ParamsError(f"{where}: grid.{k}: a non-empty list of values, got {vals!r}")
+    if not variants and not grid:
+        raise ParamsError(f"{where}: nothing to sweep: give variants, a grid, or both")
+    slurm = data.get("slurm") or {}
+    if not isinstance(slurm, dict) or set(slurm) - _SLURM_KEYS:
+        bad = sorted(set(slurm) - _SLURM_KEYS) if isinstance(slurm, dict) else slurm
+        raise ParamsError(f"{where}: slurm: unknown keys {bad}; known: {', '.join(sorted(_SLURM_KEYS))}")
+
+    named: list[tuple[str, Path, dict]] = []
+    for vname, over in (variants or {"": {}}).items():
+        vname = str(vname)
+        if vname and not re.fullmatch(r"[A-Za-z0-9_.=+-]+", vname):
+            raise ParamsError(f"{where}: variants.{vname}: names use letters, digits and _ . = + - only")
+        over = over or {}
+        if not isinstance(over, dict):
+            raise ParamsError(f"{where}: variants.{vname}: expected a mapping of overrides, got {type(over).__name__}")
+        over = dict(over)
+        vpath = (path.parent / over.pop("recipe", base)).resolve()
+        if not vpath.exists():
+            raise ParamsError(f"{where}: variants.{vname or '(grid)'}: recipe not found: {vpath}")
+        for k in ("seed", "experiment", "outputs"):
+            if k in over:
+                raise ParamsError(f"{where}: variants.{vname}.{k}: set by the sweep, not by a variant")
+        named.append((vname, vpath, _undot(over, f"{where}: variants.{vname}")))
+
+    gkeys = list(grid)
+    short = _grid_names(gkeys)
+    combos = list(itertools.product(*(grid[k] for k in gkeys))) if gkeys else [()]
+    cells: list[Cell] = []
+    vnames: list[str] = []
+    for vname, vpath, over in named:
+        for combo in combos:
+            factors = dict(zip(gkeys, combo))
+            gname = ",".join(f"{short[k]}={_fmt(v)}" for k, v in factors.items())
+            full = "/".join(x for x in (vname, gname) if x) or "base"
+            cover = merge(over, _undot(factors, f"{where}: grid")) if factors else over
+            vnames.append(full)
+            for s in seeds:
+                cells.append(Cell(full, s, vpath, merge(cover, {"seed": s, "experiment": name}), factors))
+    if len(set(vnames)) != len(vnames):
+        raise ParamsError(f"{where}: two variants expand to the same name; rename one")
+    baseline = data.get("baseline", vnames[0])
+    if baseline not in vnames:
+        raise ParamsError(f"{where}: baseline: {baseline!r} is not a variant; variants: {', '.join(vnames)}")
+    stages = data.get("stages")
+    if stages is not None and not isinstance(stages, str):
+        raise ParamsError(f"{where}: stages: a stage selection string like '00-11', got {stages!r}")
+    sw = Sweep(name=name, path=path, description=str(data.get("description", "")), cells=cells,
+               metrics=tuple(metrics), baseline=baseline, variants=vnames, stages=stages,
+               outputs=data.get("outputs"), slurm=slurm)
+    if validate:
+        validate_sweep(sw, root)
+    return sw
+
+
+def validate_sweep(sw: Sweep, root: Path | None = None) -> dict[str, Recipe]:
+    """Load every cell's recipe and check the metric names; the first error names the cell."""
+    import difflib
+
+    recipes = {}
+    for c in sw.cells:
+        try:
+            recipes[c.id] = c.load(root=root)
+        except ParamsError as e:
+            raise ParamsError(f"{sw.path}: variant {c.variant!r} (seed {c.seed}): {e}") from None
+    pipes = sorted({r.pipeline_name for r in recipes.values()})
+    known = sorted({m for p in pipes for m in results.known_metrics(p)})
+    stage_names = {s for r in recipes.values() for s in r.pipeline.order}
+    for m in sw.metrics:
+        if "." in m:
+            if m.split(".", 1)[0] not in stage_names:
+                raise ParamsError(f"{sw.path}: metrics: {m!r}: no stage {m.split('.', 1)[0]!r} in "
+                                  f"{' or '.join(pipes)}")
+        elif m not in known:  # in a mixed sweep a metric only one method reports (judge accuracy) is fine
+            close = difflib.get_close_matches(m, known, n=1)
+            raise ParamsError(f"{sw.path}: metrics: {m!r}: no pipeline of this sweep reports it"
+                              + (f" (did you mean {close[0]!r}?)" if close else "") + f"; known: {', '.join(known)}")
+    return recipes
+
+
+# ---------------------------------------------------------------------------
+# running
+# ---------------------------------------------------------------------------
+
+DONE, FAILED = "done", "failed"
+
+
+def cell_file(sweep_dir: Path, cell: Cell) -> Path:
+    return sweep_dir / "cells" / f"{cell.file_stem}.json"
+
+
+def cell_record(sweep_dir: Path, cell: Cell) -> dict | None:
+    try:
+        return io.read_json(cell_file(sweep_dir, cell))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def cell_done(sweep_dir: Path, cell: Cell, recipe: Recipe) -> bool:
+    """Finished for these params: its record says done for the run this recipe resolves to now."""
+    rec = cell_record(sweep_dir, cell)
+    return bool(rec and rec.get("status") == DONE and rec.get("run_id") == recipe.run_id)
+
+
+def run_cell(sw: Sweep, cell: Cell, outputs: str | None = None, echo: Callable = print,
+             progress: bool = False, run: Callable | None = None) -> dict:
+    """Run one cell through the runner, collect its rows, write its record. Never raises for a failing
+    stage: the record says failed, with the error."""
+    from .runner import run_recipe
+
+    run = run or run_recipe
+    sweep_dir = sw.dir(outputs)
+    recipe = cell.load(outputs)
+    log_path = sweep_dir / "logs" / f"{cell.file_stem}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    rec: dict[str, Any] = {"cell": cell.id, "variant": cell.variant, "seed": cell.seed, "run_id": recipe.run_id,
+                           "run_dir": str(recipe.run_dir), "pipeline": recipe.pipeline_name,
+                           "recipe": str(cell.recipe_path), "overrides": cell.overrides, "factors": cell.factors,
+                           "log": str(log_path)}
+    with log_path.open("a") as log:
+        log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} cell {cell.id} -> {recipe.run_dir}\n")
+
+        def say(msg):
+            log.write(str(msg) + "\n")
+            log.flush()
+            echo(f"  [{cell.id}] {msg}")
+
+        try:
+            stages = run(cell.recipe_path, stages=sw.stages, outputs=outputs or sw.outputs, progress=progress,
+                         echo=say, overrides={k: v for k, v in cell.overrides.items()})
+            rows = results.collect_run(recipe.run_dir, sw.metrics)
+            if not rows:
+                raise RuntimeError("the run finished but reported none of the requested metrics "
+                                   f"({', '.join(sw.metrics) or 'all'})")
+            rec.update(status=DONE, stages=stages, rows=rows, git_commit=results.git_commit(recipe.run_dir),
+                       stage_keys=recipe.stage_keys)
+        except KeyboardInterrupt:
+            log.write("interrupted\n")
+            raise
+        except Exception as e:  # a failing cell is reported; the others go on
+            import traceback
+
+            log.write(traceback.format_exc())
+            rec.update(status=FAILED, error=f"{type(e).__name__}: {e}"[:4000])
+    rec.update(seconds=round(time.time() - t0, 2), finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    io.write_json(cell_file(sweep_dir, cell), rec)
+    return rec
+
+
+def table_rows(sw: Sweep, outputs: str | None = None) -> list[dict]:
+    """Every finished cell's rows in expansion order, with the cell's identity columns."""
+    sweep_dir = sw.dir(outputs)
+    out = []
+    for c in sw.cells:
+        rec = cell_record(sweep_dir, c)
+        if not rec or rec.get("status") != DONE:
+            continue
+        recipe_key = io.stable_hash({"recipe": Path(rec["recipe"]).name, "overrides": rec["overrides"]})[:12]
+        for r in rec["rows"]:
+            out.append({"sweep": sw.name, "variant": c.variant, "seed": c.seed, "pipeline": rec["pipeline"],
+                        **{k: r.get(k) for k in results.METRIC_KEYS}, "factors": c.factors,
+                        "run_id": rec["run_id"], "recipe_key": recipe_key,
+                        "base_recipe": _rel(Path(rec["recipe"])), "overrides": rec["overrides"],
+                        "git_commit": rec.get("git_commit", ""), "stage_keys": rec.get("stage_keys", {}),
+                        "finished_at": rec.get("finished_at", "")})
+    return out
+
+
+def _rel(p: Path) -> str:
+    try:
+        return str(p.resolve().relative_to(repo_root()))
+    except ValueError:
+        return str(p)
+
+
+def write_results(sw: Sweep, outputs: str | None = None) -> Path:
+    sweep_dir = sw.dir(outputs)
+    path = results.write_table(table_rows(sw, outputs), sweep_dir / "results.csv")
+    io.write_json(sweep_dir / "sweep.json", describe(sw, outputs))
+    return path
+
+
+def describe(sw: Sweep, outputs: str | None = None) -> dict:
+    sweep_dir = sw.dir(outputs)
+    cells = []
+    for c in sw.cells:
+        rec = cell_record(sweep_dir, c) or {}
+        cells.append({"cell": c.id, "variant": c.variant, "seed": c.seed, "factors": c.factors,
+                      "recipe": _rel(c.recipe_path), "overrides": c.overrides, "status": rec.get("status", "pending"),
+                      "run_dir": rec.get("run_dir"), "seconds": rec.get("seconds"), "error": rec.get("error")})
+    return {"sweep": sw.name, "file": _rel(sw.path), "description": sw.description, "baseline": sw.baseline,
+            "variants": sw.variants, "metrics": list(sw.metrics), "cells": cells}
+
+
+def status(sw: Sweep, outputs: str | None = None) -> list[dict]:
+    """Per cell: pending / done / failed / stale (done for other params), without running anything."""
+    sweep_dir = sw.dir(outputs)
+    out = []
+    for c in sw.cells:
+        rec = cell_record(sweep_dir, c)
+        r = c.load(outputs)
+        if not rec:
+            st = "pending"
+        elif rec.get("status") == DONE and rec.get("run_id") != r.run_id:
+            st = "stale"
+        else:
+            st = rec.get("status", "pending")
+        out.append({"cell": c.id, "state": st, "run_id": r.run_id, "seconds": (rec or {}).get("seconds"),
+                    "error": (rec or {}).get("error")})
+    return out
+
+
+def run_sweep(sw: Sweep, outputs: str | None = None, echo: Callable = print, progress: bool = False,
+              jobs: int = 1, gpus_per_job: int = 0, retry_failed: bool = True, run: Callable | None = None,
+              figures: bool = True) -> dict:
+    """Run every cell not yet done (one at a time, or ``jobs`` at once as subprocesses, each with its own GPU
+    set); rebuild the results table after each; return {"ran", "skipped", "failed", "seconds", "results"}."""
+    sweep_dir = sw.dir(outputs)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    todo, skipped = [], []
+    for c in sw.cells:
+        rec = cell_record(sweep_dir, c)
+        if cell_done(sweep_dir, c, c.load(outputs)):
+            skipped.append(c.id)
+        elif rec and rec.get("status") == FAILED and not retry_failed:
+            skipped.append(c.id)
+        else:
+            todo.append(c)
+    echo(f"sweep {sw.name}: {len(sw.cells)} cells ({len(sw.variants)} variants x "
+         f"{len(sw.cells) // max(1, len(sw.variants))} seeds); {len(skipped)} done, {len(todo)} to run  ->  {sweep_dir}")
+    ran, failed = [], []
+    if jobs <= 1:
+        for i, c in enumerate(todo, 1):
+            echo(f"[cell {i}/{len(todo)}] {c.id}: running")
+            rec = run_cell(sw, c, outputs, echo=echo, progress=progress, run=run)
+            (ran if rec["status"] == DONE else failed).append(c.id)
+            echo(f"[cell {i}/{len(todo)}] {c.id}: {rec['status']} in {rec['seconds']:.1f} s"
+                 + (f"  ({rec['error'][:300]})" if rec["status"] == FAILED else "")
+                 + f"   [{len(ran) + len(skipped)} done, {len(failed)} failed, {len(todo) - i} left]")
+            write_results(sw, outputs)
+    else:
+        _run_parallel(sw, todo, outputs, jobs, gpus_per_job, echo, ran, failed)
+    path = write_results(sw, outputs)
+    fig_paths = []
+    if figures and (ran or not (sweep_dir / "figures").exists()):
+        fig_paths = draw_figures(sw, path, echo=echo)
+    secs = round(time.time() - t0, 1)
+    echo(f"sweep {sw.name}: {len(ran)} ran, {len(skipped)} skipped, {len(failed)} failed in {secs} s; "
+         f"results: {path}")
+    for cid in failed:
+        rec = cell_record(sweep_dir, sw.cell(cid)) or {}
+        echo(f"  FAILED {cid}: {rec.get('error', '?')[:500]}  (log: {rec.get('log')})")
+    return {"ran": ran, "skipped": skipped, "failed": failed, "seconds": secs, "results": str(path),
+            "figures": [str(p) for p in fig_paths]}
+
+
+def _visible_gpus() -> list[str]:
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g for g in env.split(",") if g.strip()]
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    except Exception:
+        return []
+
+
+def gpu_sets(n_jobs: int, per_job: int, visible: Sequence[str]) -> list[list[str]]:
+    """Disjoint GPU sets, one per concurrent job; an error if the node has too few."""
+    if per_job <= 0:
+        return [[] for _ in range(n_jobs)]
+    need = n_jobs * per_job
+    if len(visible) < need:
+        raise ParamsError(f"--jobs {n_jobs} x --gpus-per-job {per_job} needs {need} GPUs; {len(visible)} visible")
+    return [list(visible[i * per_job:(i + 1) * per_job]) for i in range(n_jobs)]
+
+
+def _run_parallel(sw, todo, outputs, jobs, gpus_per_job, echo, ran, failed):
+    """Several cells at once, each an ``autoif sweep --cell`` subprocess with its own CUDA_VISIBLE_DEVICES.
+    Cells that share a stage wait for each other on the stage's lock (runner), so it is built once."""
+    sets = gpu_sets(jobs, gpus_per_job, _visible_gpus())
+    free = list(range(jobs))
+    running: dict[int, tuple[subprocess.Popen, Cell]] = {}
+    queue = list(todo)
+    sweep_dir = sw.dir(outputs)
+    while queue or running:
+        while queue and free:
+            slot = free.pop(0)
+            c = queue.pop(0)
+            env = dict(os.environ)
+            if gpus_per_job > 0:
+                env["CUDA_VISIBLE_DEVICES"] = ",".join(sets[slot])
+            cmd = [sys.executable, "-m", "autoif_lib.cli", "sweep", str(sw.path), "--cell", c.id, "--no-figures"]
+            if outputs:
+                cmd += ["--outputs", str(outputs)]
+            echo(f"[slot {slot}{' gpus ' + env['CUDA_VISIBLE_DEVICES'] if gpus_per_job > 0 else ''}] {c.id}: started")
+            running[slot] = (subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), c)
+        time.sleep(1.0)
+        for slot, (proc, c) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            del running[slot]
+            free.append(slot)
+            rec = cell_record(sweep_dir, c) or {}
+            ok = rec.get("status") == DONE
+            (ran if ok else failed).append(c.id)
+            echo(f"[slot {slot}] {c.id}: {'done' if ok else 'FAILED'} (exit {proc.returncode})"
+                 f"   [{len(ran)} ran, {len(failed)} failed, {len(queue) + len(running)} left]")
+            write_results(sw, outputs)
+
+
+# ---------------------------------------------------------------------------
+# figures (the analysis notebooks draw the same from the table; these are the sweep's defaults)
+# ---------------------------------------------------------------------------
+
+def draw_figures(sw: Sweep, results_path: Path, echo: Callable = print) -> list[Path]:
+    """Default figures beside the table: factor curves for a one-key grid, ablation deltas for named
+    variants, per-iteration curves for SPaR, and the method comparison for a mixed sweep."""
+    try:
+        from .reporting import paper
+    except ImportError:  # pragma: no cover - the figures module ships with the package
+        return []
+    out_dir = Path(results_path).parent / "figures"
+    df = paper.read_results(results_path)
+    if df.empty:
+        echo("no results yet: no figures")
+        return []
+    written: list[Path] = []
+    metrics = [m for m in (sw.metrics or df["metric"].unique()) if "." not in m and m in set(df["metric"])]
+    factor_keys = sorted({k for c in sw.cells for k in c.factors})
+    with paper.style():
+        for m in metrics[:6]:
+            try:
+                if len(factor_keys) == 1:
+                    fig = paper.factor_curve(df, factor_keys[0], m)
+                    written += paper.save(fig, out_dir, f"curve_{m}")
+                if len(sw.variants) > 1 and df["pipeline"].nunique() == 1 and len(factor_keys) != 1:
+                    fig = paper.ablation_bars(df, m, baseline=sw.baseline)
+                    written += paper.save(fig, out_dir, f"ablation_{m}")
+                if df["pipeline"].nunique() > 1:
+                    fig = paper.method_comparison(df, m)
+                    written += paper.save(fig, out_dir, f"comparison_{m}")
+            except (ValueError, KeyError) as e:
+                echo(f"figure for {m}: skipped ({e})")
+        spar_metrics = [m for m in ("prompt_strict", "search_prompt_strict", "judge_heldout_acc") if m in metrics]
+        if "spar" in set(df["pipeline"]) and spar_metrics:
+            try:
+                written += paper.save(paper.iteration_curves(df[df["pipeline"] == "spar"], spar_metrics),
+                                      out_dir, "spar_iterations")
+            except (ValueError, KeyError) as e:
+                echo(f"iteration figure: skipped ({e})")
+    if written:
+        echo(f"figures: {out_dir} ({len(written)} files)")
+    return written
+
+
+# ---------------------------------------------------------------------------
+# Slurm: one array task per cell, plus a collect job after them
+# ---------------------------------------------------------------------------
+
+def slurm_scripts(sw: Sweep, outputs: str | None = None, python: str | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The job definitions, as text: ``cells.txt`` (one cell id per line; task i runs line i+1),
+    ``array.sbatch`` (the job array) and ``collect.sbatch`` (rebuilds table and figures afterwards)."""
+    cfg = {"cpus": 16, "mem": "0", "time": "24:00:00", "gpus": 8, "max_parallel": 0, "setup": "", "extra": []}
+    cfg.update(sw.slurm)
+    cfg.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    root = repo_root()
+    sweep_dir = sw.dir(outputs)
+    slurm_dir = sweep_dir / "slurm"
+    py = python or sys.executable
+    out_flag = f" --outputs {outputs}" if outputs else ""
+    n = len(sw.cells)
+    array = f"0-{n - 1}" + (f"%{cfg['max_parallel']}" if cfg["max_parallel"] else "")
+
+    def header(job: str, log: str, gpus: int) -> list[str]:
+        lines = ["#!/bin/bash", f"#SBATCH --job-name={job}", f"#SBATCH --output={slurm_dir}/logs/{log}",
+                 f"#SBATCH --cpus-per-task={cfg['cpus']}", f"#SBATCH --time={cfg['time']}",
+                 f"#SBATCH --mem={cfg['mem']}", "#SBATCH --nodes=1", "#SBATCH --ntasks=1"]
+        if gpus:
+            lines.append(f"#SBATCH --gpus-per-node={gpus}")
+        for k in ("partition", "account", "qos"):
+            if cfg.get(k):
+                lines.append(f"#SBATCH --{k}={cfg[k]}")
+        lines += [f"#SBATCH {x}" for x in (cfg["extra"] if isinstance(cfg["extra"], list) else [cfg["extra"]]) if x]
+        return lines
+
+    setup = [cfg["setup"]] if cfg["setup"] else []
+    array_sh = header(f"autoif-{sw.name}", "%A_%a.out", int(cfg["gpus"])) + [
+        f"#SBATCH --array={array}", "set -euo pipefail", f"cd {root}", *setup,
+        # each task is one cell; cells that share a stage wait on its lock, so it is built once
+        f'CELL=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {slurm_dir}/cells.txt)',
+        f'exec {py} -m autoif_lib.cli sweep {sw.path.resolve()} --cell "$CELL" --no-figures --no-progress{out_flag}', ""]
+    collect_sh = header(f"autoif-{sw.name}-collect", "collect_%j.out", 0) + [
+        "set -euo pipefail", f"cd {root}", *setup,
+        f"exec {py} -m autoif_lib.cli sweep {sw.path.resolve()} --collect{out_flag}", ""]
+    return {"cells.txt": "".join(c.id + "\n" for c in sw.cells), "array.sbatch": "\n".join(array_sh),
+            "collect.sbatch": "\n".join(collect_sh)}
+
+
+def write_slurm(sw: Sweep, outputs: str | None = None, submit: bool = False, echo: Callable = print,
+                **overrides) -> dict:
+    slurm_dir = sw.dir(outputs) / "slurm"
+    (slurm_dir / "logs").mkdir(parents=True, exist_ok=True)
+    files = slurm_scripts(sw, outputs, overrides=overrides)
+    for name, text in files.items():
+        io.atomic_write_text(slurm_dir / name, text)
+    cmds = [f"sbatch --parsable {slurm_dir / 'array.sbatch'}",
+            f"sbatch --dependency=afterany:$ARRAY_ID {slurm_dir / 'collect.sbatch'}"]
+    echo(f"wrote {slurm_dir}/{{cells.txt,array.sbatch,collect.sbatch}} ({len(sw.cells)} array tasks)")
+    if not submit:
+        echo("submit with:\n  ARRAY_ID=$(" + cmds[0] + ")\n  " + cmds[1])
+        return {"dir": str(slurm_dir), "submitted": False}
+    import shutil
+
+    if not shutil.which("sbatch"):
+        raise ParamsError("--submit: no `sbatch` on PATH (not a Slurm login node?); the scripts are written")
+    array_id = subprocess.run(["sbatch", "--parsable", str(slurm_dir / "array.sbatch")], check=True,
+                              capture_output=True, text=True).stdout.strip().split(";")[0]
+    collect_id = subprocess.run(["sbatch", "--parsable", f"--dependency=afterany:{array_id}",
+                                 str(slurm_dir / "collect.sbatch")], check=True, capture_output=True,
+                                text=True).stdout.strip().split(";")[0]
+    echo(f"submitted array job {array_id} and collect job {collect_id}")
+    return {"dir": str(slurm_dir), "submitted": True, "array_job": array_id, "collect_job": collect_id}

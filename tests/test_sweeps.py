@@ -1,0 +1,322 @@
+"""Sweeps: expansion and validation, resume, failure isolation, the results schema, Slurm job definitions,
+GPU sets and the stage lock. The runner is replaced by a fake that writes what a finished run leaves on
+disk (its plan and the evaluation stage's files), with values that follow from the params, so every row
+of the table can be checked exactly."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from autoif_lib import io, results, sweeps
+from autoif_lib.params import ParamsError
+from autoif_lib.recipes import load_recipe
+from autoif_lib.runner import StageFailed, stage_lock
+from autoif_lib.runs import PLAN
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = ROOT / "params" / "autoif" / "smoke.yaml"
+SPAR_SMOKE = ROOT / "params" / "spar" / "smoke.yaml"
+
+
+def write_sweep(tmp_path, text: str, name="sweep.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text.replace("$SMOKE", str(SMOKE)).replace("$SPAR", str(SPAR_SMOKE)))
+    return p
+
+
+class FakeRunner:
+    """Stands in for runner.run_recipe: writes the plan and stage 11's outputs. Pr(S) = pass_threshold / 2
+    (so 0.8 -> 40 %), held-out pass rate = seed / 10; ``fail`` names variants' thresholds that fail."""
+
+    def __init__(self, fail=(), interrupt_at=None):
+        self.calls = []
+        self.fail = set(fail)
+        self.interrupt_at = interrupt_at
+
+    def __call__(self, params_path, stages=None, outputs=None, progress=False, echo=print, overrides=None):
+        over = dict(overrides or {})
+        if outputs:
+            over["outputs"] = outputs
+        r = load_recipe(params_path, overrides=over)
+        self.calls.append(r.run_id)
+        if self.interrupt_at is not None and len(self.calls) == self.interrupt_at:
+            raise KeyboardInterrupt("killed")
+        thr = r.stages["06_verify_score"].pass_threshold
+        if thr in self.fail:
+            raise StageFailed("stage 06_verify_score failed; see notebook.ipynb")
+        r.run_dir.mkdir(parents=True, exist_ok=True)
+        io.write_json(r.run_dir / PLAN, r.plan())
+        d = r.stage_dir("11_evaluate")
+        d.mkdir(parents=True, exist_ok=True)
+        (r.run_dir / "11_evaluate").symlink_to(d, target_is_directory=True)
+        for ck in ("base", "online_dpo"):
+            io.write_json(d / f"ifeval_{ck}_summary.json",
+                          {"n_prompts": 16, "prompt_strict": thr / 2, "prompt_loose": 0.5, "inst_strict": 0.25,
+                           "inst_loose": 0.5, "per_instruction": {"a": {"n": 20}, "b": {"n": 5}}})
+        io.write_json(d / "metrics.json", {"checkpoints": {"base": "embedded", "online_dpo": "x"},
+                                           "heldout": {"base": {"n": 8, "mean_pass_rate": r.seed / 10,
+                                                                "mean_pass_rate_se": 0.05}}})
+        for s in r.pipeline.order[:-1]:
+            sd = r.stage_dir(s)
+            sd.mkdir(parents=True, exist_ok=True)
+            if s == "07_export":
+                io.write_json(sd / "metrics.json", {"n_sft": int(10 * thr)})
+            (r.run_dir / s).symlink_to(sd, target_is_directory=True)
+        return {s: "ran" for s in r.pipeline.order}
+
+
+GRID = """
+sweep: thr
+recipe: $SMOKE
+seeds: [0, 1]
+metrics: [prompt_strict, heldout_pass_rate, 07_export.n_sft]
+grid:
+  stages.06_verify_score.pass_threshold: [0.5, 0.8]
+"""
+
+
+# ---------------------------------------------------------------------------
+# expansion and validation
+# ---------------------------------------------------------------------------
+
+def test_grid_times_variants_times_seeds(tmp_path):
+    p = write_sweep(tmp_path, """
+sweep: abl
+recipe: $SMOKE
+seeds: [0, 3]
+variants:
+  paper: {}
+  nojudge: {stages.06_verify_score.run_judge: false}
+grid:
+  stages.06_verify_score.pass_threshold: [0.5, 0.8]
+""")
+    sw = sweeps.load_sweep(p)
+    assert sw.variants == ["paper/pass_threshold=0.5", "paper/pass_threshold=0.8",
+                           "nojudge/pass_threshold=0.5", "nojudge/pass_threshold=0.8"]
+    assert [c.id for c in sw.cells][:3] == ["paper/pass_threshold=0.5@s0", "paper/pass_threshold=0.5@s3",
+                                            "paper/pass_threshold=0.8@s0"]
+    c = sw.cell("nojudge/pass_threshold=0.8@s3")
+    assert c.overrides == {"stages": {"06_verify_score": {"run_judge": False, "pass_threshold": 0.8}},
+                           "seed": 3, "experiment": "abl"}
+    assert c.factors == {"stages.06_verify_score.pass_threshold": 0.8}
+    r = c.load()
+    assert r.stages["06_verify_score"].run_judge is False and r.stages["06_verify_score"].pass_threshold == 0.8
+    assert r.seed == 3 and r.stages["00_environment"].seed == 3
+    assert sw.baseline == "paper/pass_threshold=0.5"
+
+
+def test_variant_may_switch_recipe_and_pipeline(tmp_path):
+    p = write_sweep(tmp_path, """
+sweep: h2h
+recipe: $SMOKE
+variants:
+  autoif: {}
+  spar: {recipe: $SPAR}
+metrics: [prompt_strict, judge_heldout_acc]
+""")
+    sw = sweeps.load_sweep(p)
+    assert [c.load().pipeline_name for c in sw.cells] == ["autoif", "spar"]
+
+
+@pytest.mark.parametrize("body, match", [
+    ("sweep: x\nrecipe: $SMOKE\ngird: {a: [1]}\n", r"gird: unknown key \(did you mean 'grid'\?\)"),
+    ("sweep: x\nrecipe: $SMOKE\n", "nothing to sweep"),
+    ("sweep: x\nrecipe: $SMOKE\nseeds: [0, 0]\nvariants: {a: {}}\n", "repeated seed"),
+    ("sweep: x\nrecipe: $SMOKE\nvariants: {a: {seed: 3}}\n", r"variants.a.seed: set by the sweep"),
+    ("sweep: x\nrecipe: $SMOKE\ngrid: {stages.06_verify_score.pass_threshold: 0.5}\n", "non-empty list"),
+    ("sweep: x\nrecipe: $SMOKE\nvariants: {bad: {stages.06_verify_score.pass_treshold: 0.5}}\n",
+     r"variant 'bad' \(seed 0\): .*pass_treshold: unknown key \(did you mean 'pass_threshold'\?\)"),
+    ("sweep: x\nrecipe: $SMOKE\nvariants: {a: {}}\nmetrics: [promt_strict]\n",
+     r"'promt_strict': no pipeline of this sweep reports it \(did you mean 'prompt_strict'\?\)"),
+    ("sweep: x\nrecipe: $SMOKE\nvariants: {a: {}}\nmetrics: [99_nope.n]\n", r"no stage '99_nope'"),
+    ("sweep: x\nrecipe: $SMOKE\nvariants: {a: {}}\nbaseline: b\n", r"baseline: 'b' is not a variant"),
+    ("sweep: x\nrecipe: missing.yaml\nvariants: {a: {}}\n", "recipe not found"),
+    ("sweep: x\nrecipe: $SMOKE\nvariants: {a: {}}\nslurm: {gpu: 8}\n", r"slurm: unknown keys \['gpu'\]"),
+])
+def test_validation_errors_name_the_problem(tmp_path, body, match):
+    with pytest.raises(ParamsError, match=match):
+        sweeps.load_sweep(write_sweep(tmp_path, body))
+
+
+# ---------------------------------------------------------------------------
+# running: rows, resume, failures, interruption
+# ---------------------------------------------------------------------------
+
+def test_rows_follow_the_runs_and_a_second_invocation_does_nothing(tmp_path):
+    sw = sweeps.load_sweep(write_sweep(tmp_path, GRID))
+    out = str(tmp_path / "out")
+    fake = FakeRunner()
+    res = sweeps.run_sweep(sw, out, echo=lambda *_: None, run=fake, figures=False)
+    assert len(res["ran"]) == 4 and res["failed"] == [] and len(fake.calls) == 4
+    df = results.read_table(Path(res["results"]))
+    assert list(df.columns) == list(results.COLUMNS)
+    ps = df[df.metric == "prompt_strict"].set_index(["variant", "seed", "checkpoint"])
+    assert ps.loc[("pass_threshold=0.8", 1, "online_dpo"), "value"] == pytest.approx(40.0)
+    assert ps.loc[("pass_threshold=0.5", 0, "base"), "value"] == pytest.approx(25.0)
+    assert ps.loc[("pass_threshold=0.5", 0, "base"), "se"] == pytest.approx(100 * math.sqrt(0.25 * 0.75 / 16))
+    assert ps.loc[("pass_threshold=0.5", 0, "base"), "n"] == 16
+    ho = df[df.metric == "heldout_pass_rate"].set_index(["variant", "seed"])
+    assert ho.loc[("pass_threshold=0.8", 1), "value"] == pytest.approx(10.0)   # seed / 10, in percent
+    assert ho.loc[("pass_threshold=0.8", 1), "se"] == pytest.approx(5.0)
+    assert set(df[df.metric == "heldout_pass_rate"].checkpoint) == {"base"}      # only base had held-out rows
+    n_sft = df[df.metric == "07_export.n_sft"].set_index(["variant", "seed"])
+    assert n_sft.loc[("pass_threshold=0.8", 0), "value"] == 8 and n_sft.loc[("pass_threshold=0.8", 0), "checkpoint"] == ""
+    row = df.iloc[0]
+    assert row.factors == {"stages.06_verify_score.pass_threshold": 0.5}
+    assert row.stage_keys == load_recipe(SMOKE, overrides=sw.cells[0].overrides).stage_keys
+    # 2 variants x 2 seeds x (2 checkpoints x prompt_strict + base heldout + n_sft)
+    assert len(df) == 4 * (2 + 1 + 1)
+    again = FakeRunner()
+    res2 = sweeps.run_sweep(sw, out, echo=lambda *_: None, run=again, figures=False)
+    assert res2["ran"] == [] and len(res2["skipped"]) == 4 and again.calls == []
+    assert [s["state"] for s in sweeps.status(sw, out)] == ["done"] * 4
+
+
+def test_a_failing_variant_is_reported_and_the_rest_go_on(tmp_path):
+    sw = sweeps.load_sweep(write_sweep(tmp_path, GRID))
+    out = str(tmp_path / "out")
+    lines = []
+    res = sweeps.run_sweep(sw, out, echo=lines.append, run=FakeRunner(fail={0.5}), figures=False)
+    assert res["failed"] == ["pass_threshold=0.5@s0", "pass_threshold=0.5@s1"]
+    assert res["ran"] == ["pass_threshold=0.8@s0", "pass_threshold=0.8@s1"]
+    rec = sweeps.cell_record(sw.dir(out), sw.cell("pass_threshold=0.5@s0"))
+    assert rec["status"] == "failed" and "StageFailed: stage 06_verify_score failed" in rec["error"]
+    assert "StageFailed" in Path(rec["log"]).read_text()
+    assert any(line.startswith("  FAILED pass_threshold=0.5@s0: StageFailed") for line in lines)
+    df = results.read_table(Path(res["results"]))
+    assert set(df.variant) == {"pass_threshold=0.8"}
+    # fixed: the next invocation runs only the failed cells
+    fixed = FakeRunner()
+    res2 = sweeps.run_sweep(sw, out, echo=lambda *_: None, run=fixed, figures=False)
+    assert res2["ran"] == ["pass_threshold=0.5@s0", "pass_threshold=0.5@s1"] and len(fixed.calls) == 2
+    assert set(results.read_table(Path(res2["results"])).variant) == {"pass_threshold=0.5", "pass_threshold=0.8"}
+
+
+def test_killed_sweep_resumes_to_the_same_table(tmp_path):
+    sw = sweeps.load_sweep(write_sweep(tmp_path, GRID))
+    whole = sweeps.run_sweep(sw, str(tmp_path / "a"), echo=lambda *_: None, run=FakeRunner(), figures=False)
+    out = str(tmp_path / "b")
+    with pytest.raises(KeyboardInterrupt):
+        sweeps.run_sweep(sw, out, echo=lambda *_: None, run=FakeRunner(interrupt_at=3), figures=False)
+    assert [s["state"] for s in sweeps.status(sw, out)] == ["done", "done", "pending", "pending"]
+    rest = FakeRunner()
+    sweeps.run_sweep(sw, out, echo=lambda *_: None, run=rest, figures=False)
+    assert len(rest.calls) == 2                       # only the two unfinished cells
+
+    def table(path):
+        df = results.read_table(path).drop(columns=["finished_at"])
+        return df.astype(object).where(df.notna(), None).to_dict(orient="records")  # NaN != NaN
+
+    assert table(Path(out) / "sweeps" / "thr" / "results.csv") == table(Path(whole["results"]))
+
+
+def test_changed_params_make_a_done_cell_stale(tmp_path):
+    p = write_sweep(tmp_path, GRID)
+    out = str(tmp_path / "out")
+    sweeps.run_sweep(sweeps.load_sweep(p), out, echo=lambda *_: None, run=FakeRunner(), figures=False)
+    p.write_text(p.read_text().replace("[0.5, 0.8]", "[0.5, 0.8]\n  stages.06_verify_score.n_judgments: [2]"))
+    sw2 = sweeps.load_sweep(p)
+    assert {s["state"] for s in sweeps.status(sw2, out)} == {"pending"}  # new names: new cells
+    p.write_text(GRID.replace("$SMOKE", str(SMOKE)).replace("seeds: [0, 1]", "seeds: [0, 1]\nstages: 00-11"))
+    sw3 = sweeps.load_sweep(p)
+    rec_path = sweeps.cell_file(sw3.dir(out), sw3.cells[0])
+    rec = io.read_json(rec_path)
+    io.write_json(rec_path, dict(rec, run_id="smoke-deadbeef"))  # a record for other params
+    assert sweeps.status(sw3, out)[0]["state"] == "stale"
+    assert not sweeps.cell_done(sw3.dir(out), sw3.cells[0], sw3.cells[0].load(out))
+
+
+# ---------------------------------------------------------------------------
+# the method collectors on hand-made stage outputs
+# ---------------------------------------------------------------------------
+
+def test_spar_collector_names_iterations_and_judge_se(tmp_path):
+    run = tmp_path / "run"
+    d = tmp_path / "store" / "20"
+    d.mkdir(parents=True)
+    run.mkdir()
+    (run / "20_evaluate").symlink_to(d, target_is_directory=True)
+    io.write_json(run / PLAN, {"pipeline": "spar", "stages": {"20_evaluate": {"dir": str(d)}}})
+    rows = [{"iteration": t, "n_prompts": 16, "prompt_strict": 25.0, "prompt_loose": 31.2, "inst_strict": 30.0,
+             "inst_loose": 35.0, "search_prompt_strict": 31.2, "search_extra_calls_per_prompt": 4.5,
+             "judge_heldout_acc": 0.5, "judge_heldout_f1": 0.4, "judge_heldout_single_acc": 0.45} for t in (0, 1)]
+    io.write_json(d / "metrics.json", {"rows": rows, "details": {
+        "t1_judge_heldout": {"majority": {"n": 24}, "single": {"n": 24}}}})
+    got = {(r["checkpoint"], r["metric"]): r for r in results.collect_run(run)}
+    assert got[("base", "prompt_strict")]["iteration"] == 0
+    assert got[("spar_t1", "search_prompt_strict")]["se"] == pytest.approx(100 * math.sqrt(0.312 * 0.688 / 16))
+    assert got[("spar_t1", "judge_heldout_acc")]["se"] == pytest.approx(math.sqrt(0.25 / 24))
+    assert got[("spar_t1", "judge_heldout_acc")]["n"] == 24
+    assert got[("base", "judge_heldout_acc")]["se"] is None        # no details for t0: no invented n
+    assert ("spar_t1", "search_prompt_loose") not in got           # absent values make no rows
+
+
+# ---------------------------------------------------------------------------
+# where it runs: Slurm job definitions, GPU sets, the stage lock
+# ---------------------------------------------------------------------------
+
+def test_slurm_array_and_collect_job(tmp_path):
+    p = write_sweep(tmp_path, GRID + "slurm: {partition: gpu, gpus: 8, time: '12:00:00', max_parallel: 2, "
+                                     "setup: 'source .venv/bin/activate', account: proj}\n")
+    sw = sweeps.load_sweep(p)
+    out = str(tmp_path / "out")
+    files = sweeps.slurm_scripts(sw, out, python="/opt/py")
+    assert files["cells.txt"].splitlines() == [c.id for c in sw.cells]
+    arr = files["array.sbatch"].splitlines()
+    slurm_dir = Path(out) / "sweeps" / "thr" / "slurm"
+    for line in ("#!/bin/bash", "#SBATCH --array=0-3%2", "#SBATCH --partition=gpu", "#SBATCH --account=proj",
+                 "#SBATCH --gpus-per-node=8", "#SBATCH --time=12:00:00", f"#SBATCH --output={slurm_dir}/logs/%A_%a.out",
+                 "source .venv/bin/activate", f"cd {ROOT}",
+                 f'CELL=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {slurm_dir}/cells.txt)',
+                 f'exec /opt/py -m autoif_lib.cli sweep {p.resolve()} --cell "$CELL" --no-figures --no-progress '
+                 f"--outputs {out}"):
+        assert line in arr, line
+    assert arr[0] == "#!/bin/bash" and arr.index("set -euo pipefail") > arr.index("#SBATCH --array=0-3%2")
+    col = files["collect.sbatch"].splitlines()
+    assert f"exec /opt/py -m autoif_lib.cli sweep {p.resolve()} --collect --outputs {out}" in col
+    assert not any("gpus" in line for line in col)                  # collecting needs no GPU
+    lines = []
+    info = sweeps.write_slurm(sw, out, echo=lines.append)
+    assert info["submitted"] is False and (slurm_dir / "array.sbatch").read_text() == files["array.sbatch"].replace(
+        "/opt/py", __import__("sys").executable)
+    assert any("--dependency=afterany:$ARRAY_ID" in line for line in lines)
+
+
+def test_cell_mode_runs_exactly_that_cell(tmp_path):
+    sw = sweeps.load_sweep(write_sweep(tmp_path, GRID))
+    out = str(tmp_path / "out")
+    fake = FakeRunner()
+    rec = sweeps.run_cell(sw, sw.cell("pass_threshold=0.8@s1"), out, echo=lambda *_: None, run=fake)
+    assert rec["status"] == "done" and len(fake.calls) == 1
+    assert [s["state"] for s in sweeps.status(sw, out)] == ["pending", "pending", "pending", "done"]
+
+
+def test_gpu_sets_are_disjoint_and_checked():
+    assert sweeps.gpu_sets(2, 2, ["0", "1", "2", "3"]) == [["0", "1"], ["2", "3"]]
+    assert sweeps.gpu_sets(3, 0, []) == [[], [], []]
+    with pytest.raises(ParamsError, match="needs 6 GPUs; 4 visible"):
+        sweeps.gpu_sets(3, 2, ["0", "1", "2", "3"])
+
+
+def test_stage_lock_makes_a_second_run_wait(tmp_path):
+    d = tmp_path / "store" / "autoif" / "06" / "abc"
+    events = []
+
+    def other():
+        with stage_lock(d, on_wait=lambda: events.append("waiting")):
+            events.append("acquired")
+
+    with stage_lock(d):
+        t = threading.Thread(target=other)
+        t.start()
+        time.sleep(0.3)
+        assert events == ["waiting"]           # blocked while the first holds it
+        events.append("released")
+    t.join(5)
+    assert events == ["waiting", "released", "acquired"]
