@@ -9,6 +9,11 @@ Neutral passes. An unparseable judgement is counted and treated as not
 contradicting (the filter removes evidence of conflict, not absence of evidence);
 an instruction with no readable back-translation is kept unless
 ``drop_unparsed`` (the reference code drops it).
+
+With ``backtranslate: false`` (the paper's Table 3 "w/o back-translation" ablation)
+the stage makes no model call: :func:`passthrough` hands every input record on
+unchanged (no ``back_translations`` field) and rejects none; :func:`funnel` and
+:func:`metrics` say the step was skipped.
 """
 
 from __future__ import annotations
@@ -83,6 +88,21 @@ def apply_filter(records: Sequence[dict], backs: Sequence[list[str]], labels_by_
     return {"kept": kept, "rejected": rejected, "rejects": rejects, "labels": label_counts}
 
 
+def passthrough(records: Sequence[dict]) -> dict:
+    """``backtranslate: false``: every record kept as it came (same dicts, same keys), none rejected.
+
+    The same shape as :func:`apply_filter`'s result, with ``skipped`` set; takes no model."""
+    return {"kept": list(records), "rejected": [], "rejects": Counter(), "labels": Counter(), "skipped": True}
+
+
+def judge_info(judge, p) -> dict:
+    """Which NLI judge ran (for titles and metrics); all None when the step was skipped (``judge`` None)."""
+    if judge is None:
+        return {"nli_backend": None, "nli_mode": None, "nli_model": None}
+    return {"nli_backend": judge.name, "nli_mode": getattr(judge, "mode", "classifier"),
+            "nli_model": p.nli_model if judge.name == "cross_encoder" else p.supervisor.model}
+
+
 def group_labels(n_records: int, pairs: Sequence[tuple[int, str, str]], labels: Sequence) -> list[list]:
     out: list[list] = [[] for _ in range(n_records)]
     for (i, _, _), label in zip(pairs, labels):
@@ -94,9 +114,24 @@ def funnel(records: Sequence[dict], parsed: Sequence[tuple[list[str], str | None
     from ..reporting import Funnel
 
     f = Funnel("back-translation")
+    if res.get("skipped"):
+        f.step("instructions → kept (back-translation skipped)", len(records), len(res["kept"]), dict(res["rejects"]),
+               note="backtranslate: false: no back-translation, no NLI; instructions passed through unchanged")
+        return f
     readable = sum(1 for b, _ in parsed if b)
     f.step("instructions → readable back-translation", len(records), readable,
            {"no_backtranslation": len(records) - readable},
            note="unreadable ones are kept unless drop_unparsed")
     f.step("instructions → consistent (NLI)", len(records), len(res["kept"]), dict(res["rejects"]))
     return f
+
+
+def metrics(records: Sequence[dict], parsed: Sequence[tuple[list[str], str | None]], res: dict, judge, p) -> dict:
+    """metrics.json of the stage (without the funnel); ``skipped`` when ``backtranslate`` is false."""
+    from ..reporting import by_origin
+
+    return {"backtranslate": not res.get("skipped", False), "skipped": bool(res.get("skipped", False)),
+            **judge_info(judge, p), "labels": dict(res["labels"]), "n_in": len(records), "n_kept": len(res["kept"]),
+            "n_backtranslations": sum(len(b) for b, _ in parsed),
+            "kept_by_origin": by_origin(res["kept"]), "rejects": dict(res["rejects"]),
+            "unparsed_backtranslations": sum(1 for _, r in parsed if r)}

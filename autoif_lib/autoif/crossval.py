@@ -12,7 +12,8 @@ For one instruction, with F functions and C cases:
    labelled both ways is dropped as ``conflicting_labels``);
 2. gate: at least ``min_functions_before`` functions and ``min_cases_before`` cases;
 3. keep a case when the fraction of functions agreeing with its label is
-   ``> case_agreement`` (rule ``majority``) or when any function agrees (``any``);
+   ``> case_agreement`` (rule ``majority``), when any function agrees (``any``),
+   or always (``always``: no case filtering);
 4. a function's accuracy is its agreement with all cases (``fn_accuracy_on:
    all_cases``) or with the kept cases only (``kept_cases``), errors counting
    as wrong; keep it when accuracy ``> fn_accuracy`` (``>=`` if inclusive).
@@ -21,9 +22,13 @@ For one instruction, with F functions and C cases:
    ``min_cases_after`` cases.
 
 Presets: ``paper`` (§3.2 of the paper: case agreement > 0.5, function accuracy
-over all cases > 0.5, at least 1 and 1) and ``reference`` (the released code:
+over all cases > 0.5, at least 1 and 1), ``reference`` (the released code:
 >= 3 loadable functions and >= 10 cases before filtering, a case kept if any
-function agrees, function accuracy on the kept cases >= 0.8).
+function agrees, function accuracy on the kept cases >= 0.8), and ``none`` (the paper's
+Table 3 "w/o cross-verification" ablation: every case kept, every function kept,
+accuracy >= 0; step 1 still drops what does not compile or load, and an instruction
+still needs one loadable function and one case: a function with no case to run on is
+never executed, so whether it loads is unknown).
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ MODULE_LEVEL_PREFIXES = ("at module level: ", "module-level code exceeded")
 class Rules:
     min_functions_before: int = 1
     min_cases_before: int = 1
-    case_rule: Literal["majority", "any"] = "majority"
+    case_rule: Literal["majority", "any", "always"] = "majority"
     case_agreement: float = 0.5
     fn_accuracy: float = 0.5
     fn_accuracy_inclusive: bool = False
@@ -53,8 +58,8 @@ class Rules:
     min_cases_after: int = 1
 
     def __post_init__(self):
-        if self.case_rule not in ("majority", "any"):
-            raise ValueError(f"case_rule must be 'majority' or 'any', got {self.case_rule!r}")
+        if self.case_rule not in ("majority", "any", "always"):
+            raise ValueError(f"case_rule must be 'majority', 'any' or 'always', got {self.case_rule!r}")
         if self.fn_accuracy_on not in ("all_cases", "kept_cases"):
             raise ValueError(f"fn_accuracy_on must be 'all_cases' or 'kept_cases', got {self.fn_accuracy_on!r}")
 
@@ -63,6 +68,8 @@ PRESETS = {
     "paper": Rules(),
     "reference": Rules(min_functions_before=3, min_cases_before=10, case_rule="any",
                        fn_accuracy=0.8, fn_accuracy_inclusive=True, fn_accuracy_on="kept_cases"),
+    # w/o cross-verification (Table 3): no case or function is filtered by agreement; accuracy >= 0 always holds.
+    "none": Rules(case_rule="always", fn_accuracy=0.0, fn_accuracy_inclusive=True),
 }
 
 # Rules fields the stage parameters may not have yet: read with the paper's default.
@@ -173,7 +180,12 @@ def cross_validate(functions: Sequence[dict], cases: Sequence[dict], verdicts: S
     for j, case in enumerate(cases):
         agree = sum(_agrees(verdicts[i][j], case["output"]) for i in compiled)
         frac = agree / len(compiled)
-        ok = frac > rules.case_agreement if rules.case_rule == "majority" else agree > 0
+        if rules.case_rule == "always":
+            ok = True
+        elif rules.case_rule == "majority":
+            ok = frac > rules.case_agreement
+        else:
+            ok = agree > 0
         if ok:
             kept_cases.append((j, frac))
         else:

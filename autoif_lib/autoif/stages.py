@@ -72,11 +72,14 @@ class VerifiersParams(StageParams):
 class CrossValidateParams(StageParams, SandboxFields):
     """03_cross_validate: run every function on every case in the sandbox; keep what agrees."""
 
-    preset: Literal["paper", "reference", "custom"] = param(
-        "paper", "paper: thresholds of the paper; reference: the released code's stricter rules; custom: the fields below")
+    preset: Literal["paper", "reference", "none", "custom"] = param(
+        "paper", "paper: thresholds of the paper; reference: the released code's stricter rules; "
+        "none: no filter, every case and every function that compiles and loads kept (an instruction still needs one of each; "
+        "the paper's 'w/o cross-verification' ablation); custom: the fields below")
     min_functions_before: int = param(1, "custom: functions needed before filtering (reference: 3)", min=1)
     min_cases_before: int = param(1, "custom: cases needed before filtering (reference: 10)", min=1)
-    case_rule: Literal["majority", "any"] = param("majority", "custom: keep a case by majority of functions or if any agrees")
+    case_rule: Literal["majority", "any", "always"] = param(
+        "majority", "custom: keep a case by majority of functions, if any agrees, or always (preset none)")
     case_agreement: float = param(0.5, "custom: majority rule keeps a case when more than this fraction agrees", min=0.0, max=1.0)
     fn_accuracy: float = param(0.5, "custom: keep a function when its accuracy (on fn_accuracy_on) is above this", min=0.0, max=1.0)
     fn_accuracy_on: Literal["all_cases", "kept_cases"] = param(
@@ -100,6 +103,8 @@ class BacktranslateParams(StageParams):
     """04_backtranslate: write instructions back from kept functions; drop contradictions (NLI)."""
 
     supervisor: ModelSpec = param(QUICKSTART_MODEL, "model that back-translates (and judges, with nli_backend llm)")
+    backtranslate: bool = param(True, "false: skip back-translation and NLI, no model calls; 03's instructions pass through "
+                                      "unchanged (the paper's 'w/o back-translation' ablation)")
     n_functions: int = param(3, "functions back-translated per instruction, most accurate first", min=1)
     temperature: float = param(0.0, "sampling temperature for back-translation", min=0.0)
     max_new_tokens: int = param(512, "tokens per back-translation reply", min=16)
