@@ -3,9 +3,10 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-done
-PARAMS ?= params/autoif/quickstart.yaml
+SWEEP  ?= params/ablations/autoif_vs_spar_cpu.yaml
+CHROMIUM ?= $(or $(AUTOIF_CHROMIUM),/usr/bin/chromium)
 
-.PHONY: setup run test test-all bench gpu-check lab clean
+.PHONY: setup browser-deps run test test-all bench gpu-check lab clean
 
 setup: $(STAMP)
 
@@ -19,13 +20,30 @@ $(STAMP): pyproject.toml autoif_lib/bootstrap.py
 	$(PY) -m autoif_lib.bootstrap
 	touch $(STAMP)
 
-run: setup  ## the quickstart pipeline on the embedded model, CPU
-	$(VENV)/bin/autoif run $(PARAMS)
+run: setup  ## AutoIF and SPaR quickstarts on the embedded model (CPU), ending with their comparison figure
+	$(VENV)/bin/autoif sweep $(SWEEP)
 
-test: setup  ## fast, offline tests + notebook smoke runs (slow ones excluded)
+# The browser tests (tests/browser) drive the system Chromium with Playwright; nothing is downloaded but the
+# distribution's package. AUTOIF_SKIP_BROWSER=1 lets a machine without it run the rest (the tests then skip).
+browser-deps:  ## the system Chromium for tests/browser: apt-get install chromium when it is missing
+	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	if [ "$$AUTOIF_SKIP_BROWSER" = 1 ]; then echo "browser-deps: no $(CHROMIUM); AUTOIF_SKIP_BROWSER=1, so the browser tests will skip"; exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+	  else echo "browser-deps: need root or sudo to apt-get install chromium (for $(CHROMIUM)); or set AUTOIF_SKIP_BROWSER=1"; exit 1; fi; \
+	  echo "browser-deps: $(CHROMIUM) missing; installing the Debian package chromium"; \
+	  $$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium || exit 1; \
+	  [ -x "$(CHROMIUM)" ] || { echo "browser-deps: apt-get installed chromium but $(CHROMIUM) is still missing"; exit 1; }; \
+	else \
+	  echo "browser-deps: $(CHROMIUM) is missing and apt-get is not available. The browser tests (tests/browser)"; \
+	  echo "  need a Chromium binary at $(CHROMIUM) (or AUTOIF_CHROMIUM=/path/to/chromium), e.g. your distribution's"; \
+	  echo "  chromium package; or set AUTOIF_SKIP_BROWSER=1 to skip them."; exit 1; \
+	fi
+
+test: setup browser-deps  ## fast, offline tests + notebook smoke runs + the browser suite (slow ones excluded)
 	$(VENV)/bin/pytest -q -m "not slow" -p no:cacheprovider
 
-test-all: setup
+test-all: setup browser-deps
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 bench: setup  ## writes outputs/bench/*.json

@@ -282,6 +282,7 @@ def run_cell(sw: Sweep, cell: Cell, outputs: str | None = None, echo: Callable =
     from .runner import run_recipe
 
     run = run or run_recipe
+    outputs = outputs or sw.outputs  # the sweep file's outputs root unless the command line names one
     sweep_dir = sw.dir(outputs)
     recipe = cell.load(outputs)
     log_path = sweep_dir / "logs" / f"{cell.file_stem}.log"
@@ -300,7 +301,7 @@ def run_cell(sw: Sweep, cell: Cell, outputs: str | None = None, echo: Callable =
             echo(f"  [{cell.id}] {msg}")
 
         try:
-            stages = run(cell.recipe_path, stages=sw.stages, outputs=outputs or sw.outputs, progress=progress,
+            stages = run(cell.recipe_path, stages=sw.stages, outputs=outputs, progress=progress,
                          echo=say, overrides={k: v for k, v in cell.overrides.items()})
             rows = results.collect_run(recipe.run_dir, sw.metrics)
             if not rows:
@@ -323,6 +324,7 @@ def run_cell(sw: Sweep, cell: Cell, outputs: str | None = None, echo: Callable =
 
 def table_rows(sw: Sweep, outputs: str | None = None) -> list[dict]:
     """Every finished cell's rows in expansion order, with the cell's identity columns."""
+    outputs = outputs or sw.outputs
     sweep_dir = sw.dir(outputs)
     out = []
     for c in sw.cells:
@@ -348,6 +350,7 @@ def _rel(p: Path) -> str:
 
 
 def write_results(sw: Sweep, outputs: str | None = None) -> Path:
+    outputs = outputs or sw.outputs
     sweep_dir = sw.dir(outputs)
     path = results.write_table(table_rows(sw, outputs), sweep_dir / "results.csv")
     io.write_json(sweep_dir / "sweep.json", describe(sw, outputs))
@@ -355,6 +358,7 @@ def write_results(sw: Sweep, outputs: str | None = None) -> Path:
 
 
 def describe(sw: Sweep, outputs: str | None = None) -> dict:
+    outputs = outputs or sw.outputs
     sweep_dir = sw.dir(outputs)
     cells = []
     for c in sw.cells:
@@ -368,6 +372,7 @@ def describe(sw: Sweep, outputs: str | None = None) -> dict:
 
 def status(sw: Sweep, outputs: str | None = None) -> list[dict]:
     """Per cell: pending / done / failed / stale (done for other params), without running anything."""
+    outputs = outputs or sw.outputs
     sweep_dir = sw.dir(outputs)
     out = []
     for c in sw.cells:
@@ -389,6 +394,7 @@ def run_sweep(sw: Sweep, outputs: str | None = None, echo: Callable = print, pro
               figures: bool = True) -> dict:
     """Run every cell not yet done (one at a time, or ``jobs`` at once as subprocesses, each with its own GPU
     set); rebuild the results table after each; return {"ran", "skipped", "failed", "seconds", "results"}."""
+    outputs = outputs or sw.outputs
     sweep_dir = sw.dir(outputs)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -492,10 +498,7 @@ def _run_parallel(sw, todo, outputs, jobs, gpus_per_job, echo, ran, failed):
 def draw_figures(sw: Sweep, results_path: Path, echo: Callable = print) -> list[Path]:
     """Default figures beside the table: factor curves for a one-key grid, ablation deltas for named
     variants, per-iteration curves for SPaR, and the method comparison for a mixed sweep."""
-    try:
-        from .reporting import paper
-    except ImportError:  # pragma: no cover - the figures module ships with the package
-        return []
+    from .reporting import paper
     out_dir = Path(results_path).parent / "figures"
     df = paper.read_results(results_path)
     if df.empty:
@@ -509,22 +512,27 @@ def draw_figures(sw: Sweep, results_path: Path, echo: Callable = print) -> list[
             try:
                 if len(factor_keys) == 1:
                     fig = paper.factor_curve(df, factor_keys[0], m)
-                    written += paper.save(fig, out_dir, f"curve_{m}")
+                    written += paper.save(fig, out_dir, f"curve_{m}", close=True)
                 if len(sw.variants) > 1 and df["pipeline"].nunique() == 1 and len(factor_keys) != 1:
                     fig = paper.ablation_bars(df, m, baseline=sw.baseline)
-                    written += paper.save(fig, out_dir, f"ablation_{m}")
+                    written += paper.save(fig, out_dir, f"ablation_{m}", close=True)
                 if df["pipeline"].nunique() > 1:
                     fig = paper.method_comparison(df, m)
-                    written += paper.save(fig, out_dir, f"comparison_{m}")
+                    written += paper.save(fig, out_dir, f"comparison_{m}", close=True)
             except (ValueError, KeyError) as e:
                 echo(f"figure for {m}: skipped ({e})")
         spar_metrics = [m for m in ("prompt_strict", "search_prompt_strict", "judge_heldout_acc") if m in metrics]
         if "spar" in set(df["pipeline"]) and spar_metrics:
             try:
                 written += paper.save(paper.iteration_curves(df[df["pipeline"] == "spar"], spar_metrics),
-                                      out_dir, "spar_iterations")
+                                      out_dir, "spar_iterations", close=True)
             except (ValueError, KeyError) as e:
                 echo(f"iteration figure: skipped ({e})")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = paper.summary_table(df, metrics)
+    written += [out_dir / "table.md", out_dir / "table.tex"]
+    paper.to_markdown(table, out_dir / "table.md")
+    paper.to_latex(table, out_dir / "table.tex", caption=f"{sw.name}: mean ± standard error")
     if written:
         echo(f"figures: {out_dir} ({len(written)} files)")
     return written

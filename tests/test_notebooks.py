@@ -52,3 +52,32 @@ def test_spar_notebook_shape(path):
 def test_every_spar_notebook_on_disk_is_declared():
     on_disk = set((repo_root() / SPAR.notebooks).glob("*.ipynb"))
     assert on_disk == set(SPAR_NOTEBOOKS)
+
+
+def _names_bound_before_open_stage(nb) -> set[str]:
+    """Names the cells after the parameters cell bind (imports, assignments) before ``open_stage`` reads globals()."""
+    import ast
+
+    bound: set[str] = set()
+    for cell in nb.cells[2:]:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.parse(cell.source).body:
+            if "open_stage(" in ast.unparse(node):
+                return bound
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.alias):
+                    bound.add(sub.asname or sub.name.split(".")[0])
+                elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                    bound.add(sub.id)
+    return bound
+
+
+@pytest.mark.parametrize("path", sorted(set(NOTEBOOKS.values()) | set(SPAR_NOTEBOOKS)), ids=lambda p: p.stem)
+def test_no_import_shadows_a_parameter(path):
+    # open_stage reads the parameters from globals(): a module imported under a parameter's name
+    # (04's `backtranslate`) replaces the injected value before it is read, and the stage fails.
+    nb = nbformat.read(str(path), as_version=4)
+    params = {line.split(":")[0].strip() for line in nb.cells[1].source.splitlines()
+              if line and not line.startswith("#") and ":" in line.split("=")[0]}
+    assert params and not (params & _names_bound_before_open_stage(nb))

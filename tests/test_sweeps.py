@@ -320,3 +320,17 @@ def test_stage_lock_makes_a_second_run_wait(tmp_path):
         events.append("released")
     t.join(5)
     assert events == ["waiting", "released", "acquired"]
+
+
+def test_sweep_draws_its_default_figures_and_tables(tmp_path):
+    sw = sweeps.load_sweep(write_sweep(tmp_path, GRID))
+    out = str(tmp_path / "out")
+    res = sweeps.run_sweep(sw, out, echo=lambda *_: None, run=FakeRunner(), figures=True)
+    figs = Path(res["results"]).parent / "figures"
+    names = sorted(p.name for p in figs.iterdir())
+    # a one-key grid: a curve per table metric with a factor ('07_export.n_sft' is a stage metric: no curve)
+    assert names == ["curve_heldout_pass_rate.pdf", "curve_heldout_pass_rate.png", "curve_prompt_strict.pdf",
+                     "curve_prompt_strict.png", "table.md", "table.tex"]
+    md = (figs / "table.md").read_text().splitlines()
+    # mean over seeds 0 and 1 of prompt_strict at 0.8 (40 %, 40 %): s.e. over seeds 0.0
+    assert "| pass_threshold=0.8 | online_dpo | 40.0 ± 0.0 |" in "\n".join(md)
