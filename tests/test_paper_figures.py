@@ -96,6 +96,8 @@ def test_tables_export_mean_and_error_to_latex_and_markdown(tmp_path):
                                     {"variant": "no_nli", "checkpoint": "sft", "prompt_strict": "34.0 ± 1.0"}]
     tex = paper.to_latex(t, tmp_path / "t.tex", caption="50% of runs")
     assert r"prompt\_strict" in tex and r"42.0 $\pm$ 2.0" in tex and r"50\% of runs" in tex and r"\toprule" in tex
+    acc = df[df.metric == "prompt_strict"].assign(metric="judge_heldout_acc", value=0.4583, se=0.1017)
+    assert paper.summary_table(acc[acc.variant == "spar"], ["judge_heldout_acc"]).iloc[0, 2] == "0.458 ± 0.102"
     md = paper.to_markdown(t, tmp_path / "t.md")
     assert md.splitlines()[2] == "| full | base | 18.8 ± 9.8 |"
     assert (tmp_path / "t.tex").read_text() == tex

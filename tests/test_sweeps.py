@@ -243,7 +243,7 @@ def test_spar_collector_names_iterations_and_judge_se(tmp_path):
     run.mkdir()
     (run / "20_evaluate").symlink_to(d, target_is_directory=True)
     io.write_json(run / PLAN, {"pipeline": "spar", "stages": {"20_evaluate": {"dir": str(d)}}})
-    rows = [{"iteration": t, "n_prompts": 16, "prompt_strict": 25.0, "prompt_loose": 31.2, "inst_strict": 30.0,
+    rows = [{"iteration": t, "n_prompts": 16, "n_instructions": 20, "prompt_strict": 25.0, "prompt_loose": 31.2, "inst_strict": 30.0,
              "inst_loose": 35.0, "search_prompt_strict": 31.2, "search_extra_calls_per_prompt": 4.5,
              "judge_heldout_acc": 0.5, "judge_heldout_f1": 0.4, "judge_heldout_single_acc": 0.45} for t in (0, 1)]
     io.write_json(d / "metrics.json", {"rows": rows, "details": {
@@ -255,6 +255,8 @@ def test_spar_collector_names_iterations_and_judge_se(tmp_path):
     assert got[("spar_t1", "judge_heldout_acc")]["n"] == 24
     assert got[("base", "judge_heldout_acc")]["se"] is None        # no details for t0: no invented n
     assert ("spar_t1", "search_prompt_loose") not in got           # absent values make no rows
+    assert got[("spar_t1", "inst_strict")]["se"] == pytest.approx(100 * math.sqrt(0.3 * 0.7 / 20))  # over instructions
+    assert got[("spar_t1", "inst_strict")]["n"] == 20
 
 
 # ---------------------------------------------------------------------------

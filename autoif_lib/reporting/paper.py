@@ -246,12 +246,21 @@ def show(*figs) -> None:
 # tables
 # ---------------------------------------------------------------------------
 
+# Metrics in percent even when small (a 0.0 % pass rate must not print as a fraction).
+_PERCENT = {"prompt_strict", "prompt_loose", "inst_strict", "inst_loose", "heldout_pass_rate",
+            *(f"search_{k}" for k in ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose"))}
+
+
 def summary_table(df, metrics: Sequence[str] | None = None, decimals: int = 1) -> "pd.DataFrame":  # noqa: F821
-    """Rows variant x checkpoint (training order), a column per metric holding ``mean ± se`` text."""
+    """Rows variant x checkpoint (training order), a column per metric holding ``mean ± se`` text.
+
+    ``decimals`` for percentages; a metric whose values are all fractions (judging accuracy) gets 3."""
     import pandas as pd
 
     metrics = list(metrics or dict.fromkeys(df["metric"]))
     agg = aggregate(df[df["metric"].isin(metrics)], ["variant", "checkpoint", "metric"])
+    places = {m: 3 if len(g) and g["mean"].abs().max() <= 1.0 and m not in _PERCENT else decimals
+              for m, g in agg.groupby("metric")}
     rows = []
     for v in dict.fromkeys(agg["variant"]):
         g = agg[agg["variant"] == v]
@@ -262,8 +271,8 @@ def summary_table(df, metrics: Sequence[str] | None = None, decimals: int = 1) -
                 if r.empty:
                     row[m] = ""
                     continue
-                mean, se = float(r["mean"].iloc[0]), float(r["se"].iloc[0])
-                row[m] = f"{mean:.{decimals}f}" + ("" if math.isnan(se) else f" ± {se:.{decimals}f}")
+                mean, se, d = float(r["mean"].iloc[0]), float(r["se"].iloc[0]), places[m]
+                row[m] = f"{mean:.{d}f}" + ("" if math.isnan(se) else f" ± {se:.{d}f}")
             rows.append(row)
     return pd.DataFrame(rows, columns=["variant", "checkpoint", *metrics])
 

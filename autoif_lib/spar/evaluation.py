@@ -131,15 +131,16 @@ def evaluate_all(ctx, models: dict[int, dict], examples: Sequence[dict], labelle
                       "family": ex["instruction_id_list"][0].split(":")[0]}
                      for ex, o, pp in zip(examples, outs, per_prompt)]
             labelled["ifeval"] = items[: ctx.p.judge_eval_items or None]
+        # full precision here (the results table and its standard errors read these); table() rounds for display
         row = {"iteration": t, "actor": m["actor"], "refiner": m["refiner"], "n_prompts": summary["n_prompts"],
-               **{k: round(100 * summary[k], 1) for k in ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")},
-               "prompt_strict_se": round(100 * math.sqrt(summary["prompt_strict"] * (1 - summary["prompt_strict"])
-                                                         / max(1, summary["n_prompts"])), 1)}
+               "n_instructions": sum(len(ex["instruction_id_list"]) for ex in examples),
+               **{k: 100 * summary[k] for k in ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")},
+               "prompt_strict_se": 100 * math.sqrt(summary["prompt_strict"] * (1 - summary["prompt_strict"])
+                                                   / max(1, summary["n_prompts"]))}
         if ctx.p.tree_search:
             new, calls = with_tree_search(ctx, m["refiner"], examples, outs)
             _, s2 = ifeval.score_responses(examples, new)
-            row.update({f"search_{k}": round(100 * s2[k], 1) for k in ("prompt_strict", "prompt_loose", "inst_strict",
-                                                                         "inst_loose")})
+            row.update({f"search_{k}": 100 * s2[k] for k in ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")})
             row["search_extra_calls_per_prompt"] = calls["extra_model_calls_per_prompt"]
             details[f"t{t}_search_calls"] = calls
         for source, items in labelled.items():
@@ -156,7 +157,7 @@ def table(rows: Sequence[dict]):
     import pandas as pd
 
     cols = [c for c in rows[0] if c not in ("actor", "refiner")] if rows else []
-    return pd.DataFrame(rows)[cols].set_index("iteration")
+    return pd.DataFrame(rows)[cols].set_index("iteration").round(3)
 
 
 def similarity(ctx) -> dict[int, dict]:

@@ -39,6 +39,9 @@ def collect(run_dir: Path) -> list[dict]:
             se, n = None, None
             if k.removeprefix("search_") in ("prompt_strict", "prompt_loose"):
                 se, n = 100 * (binomial_se(v / 100, n_p) or 0.0), n_p
+            elif k.removeprefix("search_") in ("inst_strict", "inst_loose") and r.get("n_instructions"):
+                n = r["n_instructions"]
+                se = 100 * (binomial_se(v / 100, n) or 0.0)
             elif k.startswith("judge_") and k.endswith("_acc"):
                 source = k.split("_")[1]
                 acc = (m.get("details") or {}).get(f"t{t}_judge_{source}") or {}
