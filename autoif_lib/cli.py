@@ -125,6 +125,7 @@ def _cmd_sweep(a) -> int:
             sweeps.write_slurm(sw, a.outputs, submit=a.submit, partition=a.partition, gpus=a.gpus_per_job or None)
             return 0
         if a.collect:
+            print(f"re-read {sweeps.recollect(sw, a.outputs)} finished cell(s) from their run folders")
             path = sweeps.write_results(sw, a.outputs)
             sweeps.draw_figures(sw, path)
             print(f"results: {path}")
@@ -176,7 +177,7 @@ def main(argv=None) -> int:
     w.add_argument("--status", action="store_true", help="list cells and their states; run nothing")
     w.add_argument("--show", action="store_true", help="print every cell's resolved recipe; run nothing")
     w.add_argument("--cell", help="run one cell by id (variant@sSEED); what Slurm array tasks call")
-    w.add_argument("--collect", action="store_true", help="rebuild results.csv and figures from finished cells")
+    w.add_argument("--collect", action="store_true", help="re-read finished cells' run folders, rebuild results.csv and figures")
     w.add_argument("--slurm", action="store_true", help="write a Slurm job array (one task per cell) + collect job")
     w.add_argument("--submit", action="store_true", help="with --slurm: submit them with sbatch")
     w.add_argument("--partition", help="with --slurm: the partition (overrides the sweep file's)")

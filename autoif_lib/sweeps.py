@@ -322,6 +322,26 @@ def run_cell(sw: Sweep, cell: Cell, outputs: str | None = None, echo: Callable =
     return rec
 
 
+def recollect(sw: Sweep, outputs: str | None = None, echo: Callable = print) -> int:
+    """Re-read every finished cell's rows from its run folder (after a collector fix, or new ``metrics``);
+    a run folder that is gone keeps the rows its cell recorded. Returns the number of cells re-read."""
+    outputs = outputs or sw.outputs
+    sweep_dir = sw.dir(outputs)
+    n = 0
+    for c in sw.cells:
+        rec = cell_record(sweep_dir, c)
+        if not rec or rec.get("status") != DONE or not Path(rec.get("run_dir") or "").is_dir():
+            continue
+        try:
+            rec["rows"] = results.collect_run(Path(rec["run_dir"]), sw.metrics)
+        except (OSError, KeyError, ValueError) as e:
+            echo(f"  [{c.id}] kept its recorded rows: {type(e).__name__}: {e}")
+            continue
+        io.write_json(cell_file(sweep_dir, c), rec)
+        n += 1
+    return n
+
+
 def table_rows(sw: Sweep, outputs: str | None = None) -> list[dict]:
     """Every finished cell's rows in expansion order, with the cell's identity columns."""
     outputs = outputs or sw.outputs

@@ -227,3 +227,33 @@ def test_prefill_is_continued_and_returned(tmp_path):
     assert out.startswith("- Apple\n- ") and len(out) > len("- Apple\n- ")
     rendered = g.backend.render(conv)
     assert rendered.endswith("- Apple\n- ") and "<|im_start|>assistant\n- Apple" in rendered
+
+
+def test_a_local_model_is_identified_by_content_not_path_or_time(tmp_path):
+    # The same weights in another store folder (a shared upstream in another sweep variant, a fresh rerun)
+    # must get the same cache entries and sampling seeds; changed weights must not.
+    import os
+    import shutil
+
+    from autoif_lib.models.backends import model_fingerprint
+    from autoif_lib.models.spec import ModelSpec
+
+    a = tmp_path / "a" / "model"
+    a.mkdir(parents=True)
+    (a / "model.safetensors").write_bytes(bytes(range(256)) * 64)
+    (a / "config.json").write_text('{"_name_or_path": "/store/a", "hidden_size": 8}')
+    (a / "training_args.bin").write_bytes(b"output_dir=/store/a")
+    b = tmp_path / "b" / "model"
+    shutil.copytree(a, b)
+    (b / "config.json").write_text('{"hidden_size": 8, "_name_or_path": "/store/b"}')
+    (b / "training_args.bin").write_bytes(b"output_dir=/store/b")
+    os.utime(b / "model.safetensors", (1, 1))
+    fp = lambda p: model_fingerprint(ModelSpec(backend="transformers", model=str(p)))  # noqa: E731
+    assert fp(a) == fp(b) and fp(a).startswith("content:")
+    data = bytearray((b / "model.safetensors").read_bytes())
+    data[100] ^= 1
+    (b / "model.safetensors").write_bytes(bytes(data))
+    assert fp(a) != fp(b)
+    (b / "model.safetensors").write_bytes(bytes(range(256)) * 64)
+    (b / "config.json").write_text('{"hidden_size": 16}')
+    assert fp(a) != fp(b)

@@ -257,6 +257,15 @@ def test_spar_collector_names_iterations_and_judge_se(tmp_path):
     assert ("spar_t1", "search_prompt_loose") not in got           # absent values make no rows
     assert got[("spar_t1", "inst_strict")]["se"] == pytest.approx(100 * math.sqrt(0.3 * 0.7 / 20))  # over instructions
     assert got[("spar_t1", "inst_strict")]["n"] == 20
+    # an iteration whose actor did not train: no actor rows under its name, the refiner's rows stay
+    a = tmp_path / "store" / "06"
+    a.mkdir()
+    io.write_json(a / "metrics.json", {"trained": False, "steps": 0})
+    (run / "06_t1_actor").symlink_to(a, target_is_directory=True)
+    got = {(r["checkpoint"], r["metric"]): r for r in results.collect_run(run)}
+    assert not [m for ck, m in got if ck == "spar_t1" and m in ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")]
+    assert ("spar_t1", "search_prompt_strict") in got and ("spar_t1", "judge_heldout_acc") in got
+    assert ("base", "prompt_strict") in got
 
 
 # ---------------------------------------------------------------------------
@@ -336,3 +345,17 @@ def test_sweep_draws_its_default_figures_and_tables(tmp_path):
     md = (figs / "table.md").read_text().splitlines()
     # mean over seeds 0 and 1 of prompt_strict at 0.8 (40 %, 40 %): s.e. over seeds 0.0
     assert "| pass_threshold=0.8 | online_dpo | 40.0 ± 0.0 |" in "\n".join(md)
+
+
+def test_collect_rereads_finished_runs(tmp_path):
+    sw = sweeps.load_sweep(write_sweep(tmp_path, GRID))
+    out = str(tmp_path / "out")
+    sweeps.run_sweep(sw, out, echo=lambda *_: None, run=FakeRunner(), figures=False)
+    run_dir = Path(sweeps.cell_record(sw.dir(out), sw.cells[0])["run_dir"])
+    summary = run_dir / "11_evaluate" / "ifeval_base_summary.json"
+    io.write_json(summary, {**io.read_json(summary), "prompt_strict": 0.75})  # a fixed collector reads anew
+    assert sweeps.recollect(sw, out, echo=lambda *_: None) == 4
+    df = results.read_table(sweeps.write_results(sw, out))
+    ps = df[(df.metric == "prompt_strict") & (df.checkpoint == "base")].set_index(["variant", "seed"])
+    assert ps.loc[("pass_threshold=0.5", 0), "value"] == pytest.approx(75.0)
+    assert ps.loc[("pass_threshold=0.5", 1), "value"] == pytest.approx(25.0)

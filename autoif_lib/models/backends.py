@@ -73,11 +73,47 @@ def model_fingerprint(spec: ModelSpec) -> str:
         return f"{EMBEDDED}:{FOLDER_NAME}:v{CONVERSION_VERSION}"
     p = Path(name).expanduser()
     if p.is_dir():
-        # A checkpoint folder re-trained in place must not reuse stale generations.
-        parts = sorted((f.name, f.stat().st_size, int(f.stat().st_mtime))
-                       for f in p.iterdir() if f.is_file() and f.suffix in (".safetensors", ".bin", ".json"))
-        return f"path:{p.resolve()}:{parts}"
+        return f"content:{folder_digest(p)}"
     return f"hub:{name}"
+
+
+# What decides a local model's generations: weights, configs, tokenizer and chat template.
+_MODEL_FILES = (".safetensors", ".bin", ".json", ".jinja", ".model", ".txt")
+_SKIP_FILES = ("training_args.bin", "trainer_state.json", "optimizer.pt", "scheduler.pt")
+_DIGESTS: dict[tuple, str] = {}
+
+
+def folder_digest(folder: Path) -> str:
+    """Content hash of a local model folder, independent of its path and file times.
+
+    By content, so the same weights at another store path (an identical upstream in another sweep variant, a
+    fresh rerun of the same recipe) get the same cache entries and the same sampling seeds, and a folder
+    re-trained in place never reuses stale generations. ``_name_or_path`` is dropped from JSON files (it
+    records where the weights were loaded from). Memoized per (path, sizes, mtimes) within a process."""
+    import hashlib
+
+    files = sorted(f for f in Path(folder).iterdir()
+                   if f.is_file() and f.suffix in _MODEL_FILES and f.name not in _SKIP_FILES)
+    memo = (str(Path(folder).resolve()), tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+    if memo in _DIGESTS:
+        return _DIGESTS[memo]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0")
+        if f.suffix == ".json":
+            try:
+                obj = json.loads(f.read_text(encoding="utf-8"))
+                if isinstance(obj, dict):
+                    obj.pop("_name_or_path", None)
+                h.update(json.dumps(obj, sort_keys=True).encode())
+                continue
+            except (ValueError, UnicodeDecodeError):
+                pass  # not JSON after all: hash its bytes
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 24), b""):
+                h.update(block)
+    _DIGESTS[memo] = h.hexdigest()[:32]
+    return _DIGESTS[memo]
 
 
 def cpu_supports_bf16() -> bool:

@@ -1,5 +1,8 @@
 """SPaR's evaluation as results rows: stage 20's per-iteration rows (M_t, R_t).
 
+An iteration whose actor step did not train (no pairs: M_t is M_{t-1}) has no actor-side IFEval rows, as
+AutoIF lists no untrained checkpoint under a trained name; its refiner's rows (search, judging) remain.
+
 Checkpoint names: ``base`` for M0 (the same model AutoIF calls ``base`` when both start from it) and
 ``spar_t<t>`` after iteration t; the ``iteration`` column carries t. Percent units for IFEval; judging
 accuracy as a fraction, as stage 20 reports it.
@@ -24,6 +27,16 @@ def checkpoint_name(t: int) -> str:
     return "base" if t == 0 else f"spar_t{t}"
 
 
+def actor_trained(run_dir: Path, t: int) -> bool:
+    """Whether iteration t's actor step changed the actor (its metrics say ``trained``; unknown counts as yes)."""
+    from .pipeline import stage_name
+
+    try:
+        return bool(io.read_json(stage_dir(run_dir, stage_name(t, "actor")) / "metrics.json").get("trained", True))
+    except (FileNotFoundError, KeyError):
+        return True
+
+
 def collect(run_dir: Path) -> list[dict]:
     d = stage_dir(run_dir, EVAL_STAGE)
     m = io.read_json(d / "metrics.json")
@@ -32,8 +45,9 @@ def collect(run_dir: Path) -> list[dict]:
         t = int(r["iteration"])
         ck = checkpoint_name(t)
         n_p = r["n_prompts"]
+        same_actor = t > 0 and not actor_trained(run_dir, t)
         for k in METRICS:
-            if r.get(k) is None:
+            if r.get(k) is None or (same_actor and k in IFEVAL):
                 continue
             v = float(r[k])
             se, n = None, None
