@@ -15,7 +15,6 @@ Which files of a run hold training prompts is each method's business (``TRAINING
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -149,10 +148,6 @@ def similarity_profile(train: Sequence[str], test: Sequence[str], k: int = 3) ->
     """Each training prompt's best Jaccard similarity to any test prompt (0 when none shares a k-gram)."""
     best = {r["train"]: r["similarity"] for r in near_duplicates(train, test, threshold=0.0, k=k)}
     return [best.get(i, 0.0) for i in range(len(train))]
-
-
-def dumps(rep: Mapping) -> str:
-    return json.dumps(rep, indent=2, ensure_ascii=False)
 
 
 __all__ = ["words", "ngrams", "ngram_overlap", "jaccard", "near_duplicates", "training_prompts", "report",

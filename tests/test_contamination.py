@@ -69,6 +69,9 @@ def test_contamination_notebook_flags_a_copied_ifeval_prompt(tmp_path, root):
     assert len(ifeval) == 541
     run = _fake_run(tmp_path, ifeval[7])
     src = root / "notebooks" / "analysis" / "contamination.ipynb"
+    nb0 = nbformat.read(str(src), as_version=4)
+    assert "parameters" in nb0.cells[1].metadata.get("tags", [])
+    assert not any(c.get("outputs") for c in nb0.cells if c.cell_type == "code"), "commit notebooks without outputs"
     out = tmp_path / "out.ipynb"
     pm.execute_notebook(str(src), str(out), parameters={"run_dir": str(run), "out_dir": str(tmp_path / "rep")},
                         kernel_name="autoif-workbench", cwd=str(root), progress_bar=False)

@@ -39,10 +39,10 @@ def style():
 
 def resolve(path) -> Path:
     """A path as the notebooks take it: absolute, or relative to the repository root (wherever the kernel runs)."""
+    from ..params import resolve_path
     from ..recipes import repo_root
 
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else repo_root() / p
+    return resolve_path(path, repo_root())
 
 
 def read_results(path) -> "pd.DataFrame":  # noqa: F821
