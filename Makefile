@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.setup-done
 SWEEP  ?= params/ablations/autoif_vs_spar_cpu.yaml
 CHROMIUM ?= $(or $(AUTOIF_CHROMIUM),/usr/bin/chromium)
 
-.PHONY: setup browser-deps run test test-all bench gpu-check lab clean
+.PHONY: setup browser-deps run effect test test-all bench gpu-check lab clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml autoif_lib/bootstrap.py
 
 run: setup  ## AutoIF and SPaR quickstarts on the embedded model (CPU), ending with their comparison figure
 	$(VENV)/bin/autoif sweep $(SWEEP)
+
+effect: setup  ## the CPU-effect recipe (~1 h): base vs SFT vs DPO vs online DPO with 95% CIs and paired tests
+	$(VENV)/bin/autoif run params/autoif/cpu_effect.yaml
 
 # The browser tests (tests/browser) drive the system Chromium with Playwright; nothing is downloaded but the
 # distribution's package. AUTOIF_SKIP_BROWSER=1 lets a machine without it run the rest (the tests then skip).

@@ -18,11 +18,7 @@ def ifeval_requests(examples: Sequence[dict]) -> list[list[dict]]:
 
 def heldout_pass_rate(pairs: Sequence[dict], outs: Sequence[Sequence[str]], heldout: Sequence[dict], runner) -> dict:
     """Mean verifier pass rate of one checkpoint's responses to the held-out instructions."""
-    if not pairs:
-        return scoring.summarize([])
-    filled = [dict(p, responses=list(o)) for p, o in zip(pairs, outs)]
-    fns = {i["id"]: [f["src"] for f in i["functions"]] for i in heldout}
-    return scoring.summarize([r["pass_rate"] for r in scoring.pass_rates(filled, fns, runner)])
+    return scoring.summarize([r["pass_rate"] for r in item_scores(pairs, outs, heldout, runner)])
 
 
 def comparison_table(summaries: dict[str, dict], heldout: dict[str, dict]):
@@ -80,6 +76,86 @@ def plot_heatmap(summaries: dict[str, dict], metric: str = "strict"):
                         color="white" if grid[i, j] < 0.5 else "black")
     fig.colorbar(im, ax=ax, label=f"accuracy ({metric})")
     ax.set_title(f"IFEval per instruction type ({metric})")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+# -- per-item scores, confidence intervals, paired tests against the base ----------------------------------
+
+SPLITS = {"ifeval": "IFEval Pr(S)", "trained_instructions": "trained instr., held-out queries",
+          "heldout_instructions": "held-out instructions"}
+
+
+def item_scores(pairs: Sequence[dict], outs: Sequence[Sequence[str]], instructions: Sequence[dict], runner) -> list[dict]:
+    """One record per (item, response) with its verifier pass rate (greedy evaluation: one response per item)."""
+    if not pairs:
+        return []
+    filled = [dict(p, responses=list(o)) for p, o in zip(pairs, outs)]
+    fns = {i["id"]: [f["src"] for f in i["functions"]] for i in instructions}
+    return scoring.pass_rates(filled, fns, runner)
+
+
+def paired_stats(items: dict[str, dict[str, dict]], clusters: dict[str, dict] | None = None, base: str = "base") -> list[dict]:
+    """Per checkpoint and split: the mean score with its 95% interval and, for every checkpoint but ``base``,
+    the paired difference from ``base`` on the same items (95% interval, two-sided p, cluster-robust interval).
+
+    ``items``: checkpoint -> split -> {item id: score in [0, 1]}; ``clusters``: split -> {item id: instruction}."""
+    from . import stats
+
+    rows = []
+    for name, by_split in items.items():
+        for split, scores in by_split.items():
+            if not scores:
+                continue
+            row = {"checkpoint": name, "split": split, **{f"score_{k}": v for k, v in stats.mean_ci(list(scores.values())).items()}}
+            ref = items.get(base, {}).get(split)
+            if name != base and ref:
+                row.update({f"delta_{k}": v for k, v in stats.paired(ref, scores, (clusters or {}).get(split)).items()
+                            if k not in ("base", "other")})
+            rows.append(row)
+    return rows
+
+
+def ci_table(rows: Sequence[dict]):
+    """The paired-statistics rows as a readable table: percent, 95% intervals, the test against the base."""
+    import pandas as pd
+
+    def pct(x):
+        return None if x is None else round(100 * x, 1)
+
+    out = []
+    for r in rows:
+        d = {"checkpoint": r["checkpoint"], "split": SPLITS.get(r["split"], r["split"]), "n": r["score_n"],
+             "score %": pct(r["score_mean"]), "95% CI": f"[{pct(r['score_lo'])}, {pct(r['score_hi'])}]"}
+        if "delta_diff" in r and r["delta_diff"] is not None:
+            d.update({"Δ vs base": pct(r["delta_diff"]), "Δ 95% CI": f"[{pct(r['delta_lo'])}, {pct(r['delta_hi'])}]",
+                      "p": round(r["delta_p"], 4), "wins/losses": f"{r['delta_wins']}/{r['delta_losses']}"})
+            if r.get("delta_cluster_lo") is not None:
+                d["Δ 95% CI by instruction"] = f"[{pct(r['delta_cluster_lo'])}, {pct(r['delta_cluster_hi'])}]"
+        out.append(d)
+    return pd.DataFrame(out)
+
+
+def plot_ci(rows: Sequence[dict], title: str = "score with 95% CI, by split"):
+    """Dot-and-whisker: one panel per split, one point per checkpoint, the base's interval shaded."""
+    import matplotlib.pyplot as plt
+
+    splits = list(dict.fromkeys(r["split"] for r in rows))
+    fig, axes = plt.subplots(1, max(1, len(splits)), figsize=(3.2 * max(1, len(splits)), 2.8), squeeze=False)
+    for ax, split in zip(axes[0], splits):
+        rs = [r for r in rows if r["split"] == split]
+        x = list(range(len(rs)))
+        m = [100 * r["score_mean"] for r in rs]
+        ax.errorbar(x, m, yerr=[[mi - 100 * r["score_lo"] for mi, r in zip(m, rs)],
+                                [100 * r["score_hi"] - mi for mi, r in zip(m, rs)]], fmt="o", capsize=3)
+        base = next((r for r in rs if "delta_diff" not in r), None)
+        if base is not None:
+            ax.axhspan(100 * base["score_lo"], 100 * base["score_hi"], color="#8c959f", alpha=0.15)
+        ax.set_xticks(x, [r["checkpoint"] for r in rs], rotation=30, fontsize=8)
+        ax.set_title(f"{SPLITS.get(split, split)} (n={rs[0]['score_n']})", fontsize=8)
+        ax.set_ylabel("%")
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     plt.close(fig)
     return fig

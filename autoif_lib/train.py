@@ -59,6 +59,8 @@ class TrainJob:
     generation: dict = field(default_factory=dict)  # ModelSpec kwargs for on-policy sampling (model: the policy)
     sandbox: dict = field(default_factory=dict)  # SandboxConfig kwargs
     cache_path: str | None = None
+    probe_file: str = ""  # JSONL: prompt/instruction_id/verifiers/split, scored greedily before and after each iteration
+    probe_max_new_tokens: int = 96
 
     def save(self, path: str | Path) -> Path:
         return io.write_json(path, dataclasses.asdict(self))
@@ -235,11 +237,34 @@ def sample_and_pair(job: TrainJob, policy: str, prompts: Sequence[dict], runner,
     return pairs, info
 
 
+def probe(job: TrainJob, policy: str, items: Sequence[dict], runner, iteration: int, step: int) -> list[dict]:
+    """Greedy answers of ``policy`` on the probe items, scored by their verifiers: one row per split
+    (pass rate with its 95% interval), for the pass-rate-over-training curve."""
+    from .models import Generator, ModelSpec, SamplingParams
+    from .scoring import pass_rates
+    from .stats import mean_ci
+
+    gen = Generator(ModelSpec(**{**job.generation, "model": policy}), cache_path=job.cache_path, progress=True)
+    sp = SamplingParams(n=1, temperature=0.0, max_new_tokens=job.probe_max_new_tokens, seed=job.seed)
+    outs = gen.generate([p["prompt"] for p in items], sp, desc=f"probe after iteration {iteration}")
+    del gen
+    scored = pass_rates([{"instruction_id": p["instruction_id"], "responses": o, "split": p["split"]}
+                         for p, o in zip(items, outs)], {p["instruction_id"]: p["verifiers"] for p in items}, runner)
+    rows = []
+    for split in dict.fromkeys(p["split"] for p in items):
+        ci = mean_ci([r["pass_rate"] for r in scored if r["split"] == split])
+        rows.append({"iteration": iteration, "step": step, "split": split, "pass_rate": ci["mean"],
+                     "lo": ci["lo"], "hi": ci["hi"], "n": ci["n"]})
+    return rows
+
+
 def _online_loop(job: TrainJob, runner) -> dict:
     prompts = io.read_jsonl(job.train_file)
     out = Path(job.output_dir)
     policy = job.model
     history, iterations = [], []
+    probe_items = io.read_jsonl(job.probe_file) if job.probe_file else []
+    curve = probe(job, policy, probe_items, runner, 0, 0) if probe_items and _is_main_process() else []
     for it in range(job.iterations):
         t0 = time.time()
         pf = out / f"iter_{it + 1}" / "pairs.jsonl"
@@ -258,16 +283,21 @@ def _online_loop(job: TrainJob, runner) -> dict:
         else:
             info.update(steps=0, skipped="no pair the verifiers separate (every prompt's samples passed alike): "
                                          "no optimiser step")
+        info["step_before"] = sum(i.get("steps", 0) for i in iterations)
         info["seconds"] = round(time.time() - t0, 1)
         iterations.append(info)
         print(f"[online-dpo] {info}", flush=True)
+        if probe_items and _is_main_process():
+            curve += probe(job, policy, probe_items, runner, it + 1, sum(i.get("steps", 0) for i in iterations))
     final = out / "model"
     if Path(policy) != final and _is_main_process():
         _copy_model(policy, final)
     _wait_for_everyone()
     steps = sum(i.get("steps", 0) for i in iterations)
+    if _is_main_process():
+        io.write_json(out / "pass_curve.json", curve)
     return {"final_model": str(final), "iterations": iterations, "log_history": history, "method": "loop",
-            "steps": steps, "trained": steps > 0}
+            "steps": steps, "trained": steps > 0, "pass_curve": curve}
 
 
 def _copy_model(src: str, dst: Path) -> None:
@@ -339,16 +369,21 @@ def job_for_stage(ctx, kind: str, model: str, train_file: str) -> TrainJob:
                      chosen_inclusive=p.chosen_inclusive, rejected_max_pass=p.rejected_max_pass,
                      max_chosen=p.max_chosen_per_prompt, max_rejected=p.max_rejected_per_prompt,
                      generation=dataclasses.asdict(p.generation), cache_path=str(ctx.cache_path),
-                     sandbox={"timeout_s": p.exec_timeout_s, "memory_mb": p.exec_memory_mb, "non_bool": p.non_bool})
+                     sandbox={"timeout_s": p.exec_timeout_s, "memory_mb": p.exec_memory_mb, "non_bool": p.non_bool},
+                     probe_max_new_tokens=p.probe_max_new_tokens)
     return TrainJob(kind=kind, model=model, train_file=str(train_file), output_dir=str(ctx.dir),
                     trl_args=getattr(p, _TRL_ARGS[kind]), lora=p.lora if p.use_lora else None, seed=p.seed, **extra)
 
 
-def fit(ctx, kind: str, model: str, records: Sequence[dict], empty_reason: str) -> dict:
+def fit(ctx, kind: str, model: str, records: Sequence[dict], empty_reason: str,
+        probe_items: Sequence[dict] = ()) -> dict:
     """One stage's training, start to end: write its data, build the job from the stage's params,
-    train (in-process or under accelerate) or, without data, pass the initial model on marked untrained."""
+    train (in-process or under accelerate) or, without data, pass the initial model on marked untrained.
+    ``probe_items`` (online DPO): held-out items scored before and after every iteration."""
     train_file = ctx.write_jsonl("train.jsonl", records)
     job = job_for_stage(ctx, kind, model, train_file)
+    if probe_items:
+        job.probe_file = str(ctx.write_jsonl("probe_items.jsonl", probe_items))
     if not records:
         return skip_without_data(job, empty_reason)
     p = ctx.p
@@ -380,6 +415,35 @@ def sft_records(examples: Sequence[dict]) -> list[dict]:
 def setting(supervisor_model: str, base_model: str) -> str:
     """AutoIF's two settings: the supervisor trains itself, or a stronger one teaches a weaker base."""
     return "self_alignment" if supervisor_model == base_model else "strong_to_weak"
+
+
+def plot_pass_curve(iterations: Sequence[dict], curve: Sequence[dict], title: str = "verifier pass rate over training"):
+    """Pass rate against optimiser steps: the on-policy samples of the training prompts (sampled, before each
+    iteration's update) and the greedy probe per held-out split, with 95% intervals."""
+    import matplotlib.pyplot as plt
+
+    from .evaluation import SPLITS
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    its = [i for i in iterations if i.get("samples")]
+    if its:
+        ax.plot([i.get("step_before", 0) for i in its], [100 * i["mean_reward"] for i in its], "o--",
+                label="training prompts (on-policy samples)")
+    for split in dict.fromkeys(r["split"] for r in curve):
+        rs = [r for r in curve if r["split"] == split]
+        x, y = [r["step"] for r in rs], [100 * r["pass_rate"] for r in rs]
+        ax.plot(x, y, "o-", label=f"{SPLITS.get(split, split)} (greedy, n={rs[0]['n']})")
+        ax.fill_between(x, [100 * r["lo"] for r in rs], [100 * r["hi"] for r in rs], alpha=0.15)
+    if not its and not curve:
+        ax.text(0.5, 0.5, "no iterations ran", ha="center", va="center", transform=ax.transAxes, color="#57606a")
+    ax.set_xlabel("optimiser steps")
+    ax.set_ylabel("pass rate %")
+    ax.set_title(title, fontsize=9)
+    if its or curve:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
 
 
 def plot_curves(log: Sequence[dict], keys: Sequence[str] = ("loss",), title: str = ""):

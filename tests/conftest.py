@@ -33,7 +33,7 @@ def _quiet_env(monkeypatch):
     yield
 
 
-FIGURE_CALL = r"\.plot\(|plot_hists?\(|plot_bars\(|plot_curves\(|plot_comparison\(|plot_heatmap\(|plot_iterations\(|plot_similarity\(|ablation_bars\(|factor_curve\(|method_comparison\(|iteration_curves\("
+FIGURE_CALL = r"\.plot\(|plot_hists?\(|plot_bars\(|plot_curves\(|plot_comparison\(|plot_heatmap\(|plot_iterations\(|plot_similarity\(|ablation_bars\(|factor_curve\(|method_comparison\(|iteration_curves\(|plot_probe\(|plot_pass_curve\("
 
 
 def figure_cells_without_image(notebook_paths) -> tuple[int, list[str]]:

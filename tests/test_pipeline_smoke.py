@@ -85,6 +85,30 @@ def test_training_and_evaluation_outputs(smoke_run):
         assert all(0 <= row[k] <= 100 for k in ("Pr(S)", "Pr(L)", "Ins(S)", "Ins(L)"))
 
 
+def test_probe_heldout_queries_and_paired_evaluation(smoke_run):
+    run = smoke_run["run"]
+    d5 = run / "05_responses"
+    probe = io.read_jsonl(d5 / "probe.jsonl")
+    ins = io.read_jsonl(run / "04_backtranslate" / "instructions.jsonl")
+    # one probe row per instruction, each from probe_samples (1) scored answer; the full range keeps them all
+    assert [r["instruction_id"] for r in probe] == [i["id"] for i in ins] and all(r["n"] == 1 and r["kept"] for r in probe)
+    held_q = {q["id"] for q in io.read_jsonl(d5 / "heldout_queries.jsonl")}
+    assert held_q and not held_q & {p["query_id"] for p in io.read_jsonl(d5 / "pairs.jsonl")}
+    m11 = io.read_json(run / "11_evaluate" / "metrics.json")
+    trained = io.read_jsonl(d5 / "train_instructions.jsonl")
+    rows = {(r["checkpoint"], r["split"]): r for r in m11["paired"]}
+    assert rows[("base", "trained_instructions")]["score_n"] == len(trained)  # trained_queries 1 each
+    scored = io.read_jsonl(run / "11_evaluate" / "trained_instructions_base.jsonl")
+    assert {r["query_id"] for r in scored} <= held_q and rows[("base", "ifeval")]["score_n"] == 3
+    for (name, _), r in rows.items():
+        assert ("delta_diff" in r) == (name != "base") and r["score_lo"] <= r["score_mean"] <= r["score_hi"]
+    m10 = io.read_json(run / "10_online_dpo" / "metrics.json")
+    if m10["iterations"]:  # the probe ran before the first and after every iteration, per split
+        curve = m10["pass_curve"]
+        splits = ["trained_instructions"] + (["heldout_instructions"] if io.read_jsonl(run / "07_export" / "heldout.jsonl") else [])
+        assert [(r["iteration"], r["split"]) for r in curve] == [(k, s) for k in range(len(m10["iterations"]) + 1) for s in splits]
+
+
 def test_second_run_skips_everything_fast(smoke_run, root):
     t0 = time.time()
     res = run_recipe(root / "params" / "autoif" / "smoke.yaml", outputs=str(smoke_run["out"]), progress=False,

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from autoif_lib.autoif.seeds import load_seeds
+from autoif_lib.autoif.seeds import DATA_DIR, load_seeds
 
 # Counts and comparison words as IFEval phrases them ("at least 3", "less than five").
 _NUM = (r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
@@ -666,9 +666,10 @@ def test_cues_recognise_the_benchmark_prompts(ifeval_pkg):
 # ---------------------------------------------------------------- the seeds
 
 
-@pytest.fixture(scope="module")
-def seeds():
-    return load_seeds()
+@pytest.fixture(scope="module", params=["seeds.jsonl", "seeds_cpu.jsonl"])
+def seeds(request):
+    """Both shipped seed sets: the paper-style 36 and the 14 lighter ones of the CPU-effect recipe."""
+    return load_seeds(DATA_DIR / request.param)
 
 
 def test_default_seeds_disjoint_from_ifeval(seeds):

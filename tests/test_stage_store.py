@@ -87,10 +87,10 @@ def test_forced_upstream_with_new_output_marks_downstream_stale(fake, root):
                                                                 "10_online_dpo", "11_evaluate"]
     status = runner.list_runs(fake)[0]["stages"]
     assert status["06_verify_score"]["state"] == "stale" and list(status) == PIPE.order
-    # Stale stages re-run in order. 06-08 and 11 read 05 directly; 07 and 08 then write the same
-    # bytes as before, so 09 and 10 (built on 07/08 only) are complete again and are skipped.
+    # Stale stages re-run in order. 06-08, 10 and 11 read 05 directly; 07 and 08 then write the same
+    # bytes as before, so 09 (built on 07/08 only) is complete again and is skipped.
     _, ran = _run(root, fake)
-    assert ran == ["06_verify_score", "07_export", "08_sft", "11_evaluate"]
+    assert ran == ["06_verify_score", "07_export", "08_sft", "10_online_dpo", "11_evaluate"]
 
 
 def test_a_stage_reads_only_its_declared_upstreams(fake, root):

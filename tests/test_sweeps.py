@@ -236,13 +236,19 @@ def test_changed_params_make_a_done_cell_stale(tmp_path):
 # the method collectors on hand-made stage outputs
 # ---------------------------------------------------------------------------
 
-def test_spar_collector_names_iterations_and_judge_se(tmp_path):
+def _eval_run(tmp_path, pipeline: str, stage: str):
+    """(run folder, its evaluation stage's store folder): a run linking one hand-filled stage."""
     run = tmp_path / "run"
-    d = tmp_path / "store" / "20"
+    d = tmp_path / "store" / stage[:2]
     d.mkdir(parents=True)
     run.mkdir()
-    (run / "20_evaluate").symlink_to(d, target_is_directory=True)
-    io.write_json(run / PLAN, {"pipeline": "spar", "stages": {"20_evaluate": {"dir": str(d)}}})
+    (run / stage).symlink_to(d, target_is_directory=True)
+    io.write_json(run / PLAN, {"pipeline": pipeline, "stages": {stage: {"dir": str(d)}}})
+    return run, d
+
+
+def test_spar_collector_names_iterations_and_judge_se(tmp_path):
+    run, d = _eval_run(tmp_path, "spar", "20_evaluate")
     rows = [{"iteration": t, "n_prompts": 16, "n_instructions": 20, "prompt_strict": 25.0, "prompt_loose": 31.2, "inst_strict": 30.0,
              "inst_loose": 35.0, "search_prompt_strict": 31.2, "search_extra_calls_per_prompt": 4.5,
              "judge_heldout_acc": 0.5, "judge_heldout_f1": 0.4, "judge_heldout_single_acc": 0.45} for t in (0, 1)]
@@ -266,6 +272,26 @@ def test_spar_collector_names_iterations_and_judge_se(tmp_path):
     assert not [m for ck, m in got if ck == "spar_t1" and m in ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")]
     assert ("spar_t1", "search_prompt_strict") in got and ("spar_t1", "judge_heldout_acc") in got
     assert ("base", "prompt_strict") in got
+
+
+def test_autoif_collector_adds_trained_pass_rate_and_paired_deltas(tmp_path):
+    run, d = _eval_run(tmp_path, "autoif", "11_evaluate")
+    summary = {"prompt_strict": 0.2, "prompt_loose": 0.25, "inst_strict": 0.3, "inst_loose": 0.35, "n_prompts": 200,
+               "per_instruction": {"x": {"n": 300}}}
+    for ck in ("base", "sft"):
+        io.write_json(d / f"ifeval_{ck}_summary.json", summary)
+    paired = [{"checkpoint": "base", "split": "trained_instructions", "score_mean": 0.3, "score_se": 0.03, "score_n": 210},
+              {"checkpoint": "sft", "split": "trained_instructions", "score_mean": 0.45, "score_se": 0.034, "score_n": 210,
+               "delta_diff": 0.15, "delta_se": 0.04, "delta_n": 210},
+              {"checkpoint": "sft", "split": "ifeval", "score_mean": 0.2, "score_se": 0.028, "score_n": 200,
+               "delta_diff": 0.0, "delta_se": 0.01, "delta_n": 200}]
+    io.write_json(d / "metrics.json", {"checkpoints": {"base": "b", "sft": "s"}, "heldout": {}, "paired": paired})
+    got = {(r["checkpoint"], r["metric"]): r for r in results.collect_run(run)}
+    assert got[("base", "trained_pass_rate")]["value"] == pytest.approx(30.0) and got[("base", "trained_pass_rate")]["n"] == 210
+    assert got[("sft", "delta_trained_pass_rate")]["value"] == pytest.approx(15.0)
+    assert got[("sft", "delta_trained_pass_rate")]["se"] == pytest.approx(4.0)
+    assert got[("sft", "delta_prompt_strict")]["value"] == 0.0
+    assert ("base", "delta_trained_pass_rate") not in got and ("sft", "delta_heldout_pass_rate") not in got
 
 
 # ---------------------------------------------------------------------------

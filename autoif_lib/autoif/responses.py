@@ -127,3 +127,100 @@ def funnel(pairs: Sequence[dict], scored: Sequence[dict], passed: Sequence[dict]
 def heldout_pairs(heldout: Sequence[dict], queries: Sequence[dict], m: int, seed: int, layout: str) -> list[dict]:
     """Held-out instructions with queries they were never trained on (same layout as training)."""
     return pair(heldout, queries, m, seed + 1, layout) if m else []
+
+
+# -- the learnable range and held-out queries (stage 05) -------------------------------------------------
+
+def split_queries(queries: Sequence[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """(train, heldout): a seeded ``fraction`` of the query pool that no training pair may use."""
+    if fraction <= 0 or len(queries) < 2:
+        return list(queries), []
+    want = min(len(queries) - 1, max(1, round(fraction * len(queries))))
+    ids = {q["id"] for q in random.Random(int(stable_hash([seed, "heldout_queries"], 8), 16)).sample(list(queries), want)}
+    return [q for q in queries if q["id"] not in ids], [q for q in queries if q["id"] in ids]
+
+
+def probe_pairs(instructions: Sequence[dict], queries: Sequence[dict], n: int, seed: int, layout: str) -> list[dict]:
+    """``n`` probe pairs per instruction (a seed stream apart from the training pairs')."""
+    return pair(instructions, queries, n, seed + 2, layout) if n else []
+
+
+def functions_of(instructions: Sequence[dict]) -> dict[str, list[str]]:
+    return {i["id"]: [f["src"] for f in i.get("functions", [])] for i in instructions}
+
+
+def probe_table(pairs: Sequence[dict], outs: Sequence[Sequence[str]], instructions: Sequence[dict], runner,
+                lo: float, hi: float) -> list[dict]:
+    """Per instruction: the probed pass rate of the model's sampled responses, and whether it lies in [lo, hi]."""
+    filled = [dict(p, responses=list(o)) for p, o in zip(pairs, outs)]
+    rates: dict[str, list[float]] = {}
+    for r in pass_rates(filled, functions_of(instructions), runner):
+        rates.setdefault(r["instruction_id"], []).append(r["pass_rate"])
+    rows = []
+    for ins in instructions:
+        v = rates.get(ins["id"], [])
+        rate = sum(v) / len(v) if v else None
+        where = ("no_probe" if rate is None else "probe_below_range" if rate < lo
+                 else "probe_above_range" if rate > hi else "in_range")
+        rows.append({"instruction_id": ins["id"], "instruction": ins["instruction"], "origin": ins.get("origin"),
+                     "n": len(v), "pass_rate": rate, "lo": lo, "hi": hi, "kept": where == "in_range", "reason": where})
+    return rows
+
+
+def select_learnable(instructions: Sequence[dict], table: Sequence[dict]) -> tuple[list[dict], Counter]:
+    """The instructions the probe kept, and the others counted by reason (``probe_below_range`` ...)."""
+    verdict = {r["instruction_id"]: r for r in table}
+    kept = [i for i in instructions if verdict[i["id"]]["kept"]]
+    return kept, Counter(verdict[i["id"]]["reason"] for i in instructions if not verdict[i["id"]]["kept"])
+
+
+def plot_probe(table: Sequence[dict], title: str = "probed pass rate per instruction (base model)"):
+    """One bar per instruction, the learnable band shaded, kept ones coloured."""
+    import matplotlib.pyplot as plt
+
+    rows = sorted((r for r in table if r["pass_rate"] is not None), key=lambda r: r["pass_rate"])
+    fig, ax = plt.subplots(figsize=(7, 1.0 + 0.22 * max(1, len(rows))))
+    if rows:
+        ax.axvspan(rows[0]["lo"], rows[0]["hi"], color="#2f81f7", alpha=0.08, label="learnable range")
+    y = list(range(len(rows)))
+    ax.barh(y, [r["pass_rate"] for r in rows], color=["#2f81f7" if r["kept"] else "#8c959f" for r in rows])
+    ax.set_yticks(y, [f"{r['instruction_id'][:34]} (n={r['n']})" for r in rows], fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("pass rate of sampled responses")
+    ax.set_title(title)
+    if rows:
+        ax.legend(fontsize=7, loc="lower right")
+    else:
+        ax.text(0.5, 0.5, "no probe (probe_samples: 0): every instruction kept", ha="center", va="center",
+                transform=ax.transAxes, color="#57606a")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def eval_pairs(instructions: Sequence[dict], queries: Sequence[dict], m: int, seed: int, layout: str,
+               split: str) -> list[dict]:
+    """Evaluation items: each instruction with ``m`` of ``queries`` (seeded apart from training and probes),
+    tagged with the ``split`` they measure (``trained_instructions`` / ``heldout_instructions``)."""
+    return [dict(p, split=split) for p in pair(instructions, queries, m, seed + 3, layout)] if m else []
+
+
+def evaluation_items(trained: Sequence[dict], heldout: Sequence[dict], queries: Sequence[dict],
+                     heldout_queries: Sequence[dict], n_trained: int, n_heldout: int, seed: int,
+                     layout: str) -> dict[str, list[dict]]:
+    """Stage 11's verifier items by split: trained instructions on held-out queries (``n_trained`` each),
+    held-out instructions (``n_heldout`` each) on the held-out queries, or on the pool when none are held out."""
+    if n_trained and not heldout_queries:
+        raise ValueError("trained_queries: the trained instructions can only be scored on queries no training pair "
+                         "used; set 05_responses.heldout_query_fraction > 0 (or trained_queries: 0)")
+    return {"trained_instructions": eval_pairs(trained, heldout_queries, n_trained, seed, layout, "trained_instructions"),
+            "heldout_instructions": [dict(p, split="heldout_instructions")
+                                     for p in heldout_pairs(heldout, heldout_queries or queries, n_heldout, seed, layout)]}
+
+
+def as_probe_items(evals: dict[str, list[dict]], instructions: Sequence[dict]) -> list[dict]:
+    """Evaluation items in the online-DPO prompt format (chat turn, verifiers, split) for its probe."""
+    fns = functions_of(instructions)
+    return [{"prompt": [{"role": "user", "content": p["prompt"]}], "instruction_id": p["instruction_id"],
+             "verifiers": fns[p["instruction_id"]], "split": split}
+            for split, ps in evals.items() for p in ps if fns.get(p["instruction_id"])]

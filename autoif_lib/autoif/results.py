@@ -1,7 +1,8 @@
 """AutoIF's evaluation as results rows: stage 11's IFEval summaries and held-out pass rates per checkpoint.
 
 Percent units; standard errors are binomial for the IFEval proportions (n = prompts for prompt-level,
-n = instructions for instruction-level) and the sample standard error of the mean for the held-out pass rate.
+n = instructions for instruction-level) and the sample standard error of the mean for the held-out pass rate;
+``delta_*`` rows are paired differences from the base on the same items, with the paired standard error.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from ..results import binomial_se, metric_row, stage_dir
 
 EVAL_STAGE = "11_evaluate"
 IFEVAL = ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")
-METRICS = IFEVAL + ("heldout_pass_rate",)
+METRICS = IFEVAL + ("heldout_pass_rate", "trained_pass_rate", "delta_prompt_strict", "delta_trained_pass_rate",
+                    "delta_heldout_pass_rate")
+# paired differences from the base on the same items (stage 11's ``paired``): metric names per split
+DELTAS = {"ifeval": "delta_prompt_strict", "trained_instructions": "delta_trained_pass_rate",
+          "heldout_instructions": "delta_heldout_pass_rate"}
 
 
 def collect(run_dir: Path) -> list[dict]:
@@ -32,4 +37,11 @@ def collect(run_dir: Path) -> list[dict]:
             se = h.get("mean_pass_rate_se")
             rows.append(metric_row(name, "heldout_pass_rate", 100 * h["mean_pass_rate"],
                                    None if se is None else 100 * se, h.get("n")))
+    for r in m.get("paired") or []:  # recipes that score trained instructions on held-out queries, and the deltas
+        if r["split"] == "trained_instructions":
+            rows.append(metric_row(r["checkpoint"], "trained_pass_rate", 100 * r["score_mean"], 100 * r["score_se"],
+                                   r["score_n"]))
+        if r.get("delta_diff") is not None:
+            rows.append(metric_row(r["checkpoint"], DELTAS[r["split"]], 100 * r["delta_diff"], 100 * r["delta_se"],
+                                   r["delta_n"]))
     return rows

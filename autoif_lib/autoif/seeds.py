@@ -39,6 +39,7 @@ from ..io import iter_jsonl_numbered
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SEEDS_PATH = DATA_DIR / "seeds.jsonl"
+CPU_SEEDS_PATH = DATA_DIR / "seeds_cpu.jsonl"  # 14 lighter seeds a 135M model sometimes satisfies (params/autoif/cpu_effect.yaml)
 QUERIES_PATH = DATA_DIR / "queries.jsonl"
 HELDOUT_PATH = DATA_DIR / "heldout_responses.jsonl"
 

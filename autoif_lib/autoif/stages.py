@@ -41,7 +41,7 @@ class AugmentParams(StageParams):
 
     supervisor: ModelSpec = param(QUICKSTART_MODEL, "model that proposes instructions")
     seeds_file: str = param("", "seed instructions (.txt one per line, or .jsonl); empty uses the 36 shipped seeds", path=True)
-    n_calls: int = param(100, "K prompts sent to the model (paper: 100)", min=1)
+    n_calls: int = param(100, "K prompts sent to the model (paper: 100); 0: no new instructions, the seeds only", min=0)
     instructions_per_call: int = param(50, "new instructions asked for per call (the released prompt: 50)", min=1, max=100)
     n_examples: int = param(36, "seed instructions shown per call, a seeded sample (the released prompt shows all 36)", min=1)
     temperature: float = param(0.9, "sampling temperature", min=0.0)
@@ -57,7 +57,7 @@ class VerifiersParams(StageParams):
     """02_verifiers: K samples per instruction of an evaluate() function plus test cases."""
 
     supervisor: ModelSpec = param(QUICKSTART_MODEL, "model that writes verification functions")
-    n_samples: int = param(8, "K samples per instruction (the released sample data: 8)", min=1)
+    n_samples: int = param(8, "K samples per instruction (the released sample data: 8); 0: none, the reference verifiers only", min=0)
     cases_per_sample: int = param(3, "test cases asked for per sample (the released prompt: 3)", min=1, max=50)
     max_instructions: int = param(0, "use at most this many instructions: a seeded mix of seeds and new ones (0: all)", min=0)
     temperature: float = param(0.7, "sampling temperature", min=0.0)
@@ -66,6 +66,10 @@ class VerifiersParams(StageParams):
     repetition_penalty: float = param(1.0, "1.0 is off (a penalty corrupts code: it punishes repeated keywords)", min=0.5, max=3.0)
     add_reference_verifiers: bool = param(
         False, "add the seeds' hand-written verifiers and cases to the pool (labelled origin: reference)")
+
+    def __post_init__(self):
+        if self.n_samples == 0 and not self.add_reference_verifiers:
+            raise ValueError("n_samples: 0 writes no verifier; it needs add_reference_verifiers: true")
 
 
 @dataclass(frozen=True)
@@ -122,8 +126,12 @@ class BacktranslateParams(StageParams):
 
 
 @dataclass(frozen=True)
-class ResponsesParams(StageParams):
-    """05_responses: pair kept instructions with user queries and sample K responses each."""
+class ResponsesParams(StageParams, SandboxFields):
+    """05_responses: pair kept instructions with user queries and sample K responses each.
+
+    Optional before that: a probe of the policy's pass rate per instruction (``probe_samples``), keeping
+    the instructions in ``learnable_range`` (ones the model never or always satisfies teach nothing), and a
+    held-out share of the queries that no training pair uses (stages 10-11 evaluate on them)."""
 
     supervisor: ModelSpec = param(QUICKSTART_MODEL, "model that answers (the supervision model)")
     queries_file: str = param("", "queries: ShareGPT JSON/JSONL, or JSONL with a text field; empty uses the shipped set", path=True)
@@ -131,6 +139,13 @@ class ResponsesParams(StageParams):
     min_query_chars: int = param(20, "drop shorter queries (reference: 20)", min=0)
     max_query_chars: int = param(300, "drop longer queries (reference: 300)", min=1)
     heldout_fraction: float = param(0.05, "share of instructions held out for evaluation (never trained on; near-duplicates stay together)", min=0.0, max=0.9)
+    heldout_query_fraction: float = param(0.0, "share of the queries held out: no training pair uses them; stage 11 evaluates "
+                                               "the trained instructions on them (0: none held out)", min=0.0, max=0.9)
+    probe_model: str = param("", "model whose pass rate the probe measures (the policy: 08's base_model); empty: the supervisor")
+    probe_samples: int = param(0, "probe: sampled responses per instruction, one per training query, scored by its verifiers "
+                                  "(0: no probe, every instruction kept)", min=0)
+    learnable_range: list[float] = param([0.0, 1.0], "probe: keep instructions whose probed pass rate lies in [lo, hi] "
+                                                     "(both split sides; the rest are dropped and counted)")
     max_instructions: int = param(0, "use at most this many training instructions (0: all)", min=0)
     queries_per_instruction: int = param(16, "M queries per instruction (paper: 16)", min=1)
     responses_per_query: int = param(8, "K responses per (instruction, query) (paper: 8)", min=1)
@@ -140,6 +155,11 @@ class ResponsesParams(StageParams):
     top_p: float = param(0.95, "nucleus sampling mass", min=0.0, max=1.0)
     max_new_tokens: int = param(1024, "tokens per response", min=8)
     repetition_penalty: float = param(1.0, "1.0 is off", min=0.5, max=3.0)
+
+    def __post_init__(self):
+        lo, hi = (list(self.learnable_range) + [None, None])[:2]
+        if len(self.learnable_range) != 2 or not all(isinstance(x, (int, float)) for x in (lo, hi)) or not 0 <= lo <= hi <= 1:
+            raise ValueError(f"learnable_range: expected [lo, hi] with 0 <= lo <= hi <= 1, got {self.learnable_range!r}")
 
 
 @dataclass(frozen=True)
@@ -227,6 +247,10 @@ class OnlineDPOParams(StageParams, TrainFields, SandboxFields):
     rejected_max_pass: float = param(0.0, "rejected needs a pass rate at most this (paper: 0)", min=0.0, max=1.0)
     max_chosen_per_prompt: int = param(2, "distinct chosen samples per prompt (released code: 2)", min=1)
     max_rejected_per_prompt: int = param(2, "distinct rejected samples per prompt (released code: 2)", min=1)
+    probe_queries: int = param(0, "pass rate over training: before the first and after every iteration, greedy answers on "
+                                  "this many held-out queries per instruction (trained and held-out instructions; needs 05's "
+                                  "heldout_query_fraction > 0); 0: off", min=0)
+    probe_max_new_tokens: int = param(96, "tokens per probe answer (greedy)", min=8)
     online: dict = param({"learning_rate": 5e-7, "lr_scheduler_type": "cosine", "warmup_steps": 0.1, "beta": 0.3,
                           "num_train_epochs": 1, "per_device_train_batch_size": 1, "gradient_accumulation_steps": 8,
                           "max_length": 4096},
@@ -248,5 +272,8 @@ class EvaluateParams(StageParams, SandboxFields):
     ifeval_source: str = param("builtin", "builtin (the canonical 541 prompts, offline), a JSONL path, or google/IFEval (hub)")
     ifeval_subset: int = param(0, "a fixed, seeded subset of prompts for CPU runs (0: all 541)", min=0)
     max_new_tokens: int = param(1280, "tokens per IFEval response (greedy)", min=8)
-    heldout_queries: int = param(4, "queries per held-out instruction for the verifier pass rate", min=0)
+    heldout_queries: int = param(4, "queries per held-out instruction for the verifier pass rate (from 05's held-out "
+                                    "queries when it holds some out)", min=0)
+    trained_queries: int = param(0, "held-out queries per trained instruction for its verifier pass rate (needs 05's "
+                                    "heldout_query_fraction > 0; 0: not measured)", min=0)
     heldout_max_new_tokens: int = param(1024, "tokens per held-out response (greedy; short caps make 'exactly 100 words' unsatisfiable)", min=8)

@@ -1,0 +1,111 @@
+"""Confidence intervals and paired tests for evaluation scores (standard library only).
+
+Every checkpoint is scored on the same items (IFEval prompts, held-out (instruction, query) pairs), so a
+checkpoint is compared with the base model item by item: the paired difference has a much smaller
+standard error than two independent proportions when most items agree.
+
+* ``mean_ci``: mean of per-item scores (0/1 or pass rates in [0, 1]) with a 95% interval. For 0/1 scores
+  it is the Wilson interval (it stays inside [0, 1] and is sane at 0 or n successes); otherwise the normal
+  interval of the sample mean.
+* ``paired``: mean difference ``other - base`` over the shared items, its 95% interval, and a two-sided
+  p-value: the exact McNemar (sign) test on the discordant items when the scores are 0/1, otherwise the
+  normal test of the mean difference. With ``clusters`` (e.g. the instruction of each item) it also gives
+  the cluster-robust interval, which allows items of one instruction to move together; with few
+  instructions it is the honest one, and wider.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Hashable, Sequence
+
+Z95 = 1.959963984540054  # two-sided 95% normal quantile
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def _binary(xs: Sequence[float]) -> bool:
+    return all(x in (0, 1) for x in xs)
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of k successes in n trials."""
+    if n <= 0:
+        raise ValueError("wilson: n must be positive")
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, mid - half), min(1.0, mid + half)
+
+
+def mean_ci(scores: Sequence[float]) -> dict:
+    """{mean, se, lo, hi, n}: the 95% interval of a mean score (Wilson for 0/1 scores)."""
+    n = len(scores)
+    if n == 0:
+        return {"mean": None, "se": None, "lo": None, "hi": None, "n": 0}
+    m = _mean(scores)
+    var = sum((x - m) ** 2 for x in scores) / (n - 1) if n > 1 else 0.0
+    se = math.sqrt(var / n)
+    if _binary(scores):
+        lo, hi = wilson(round(m * n), n)
+    else:
+        lo, hi = m - Z95 * se, m + Z95 * se
+    return {"mean": m, "se": se, "lo": lo, "hi": hi, "n": n}
+
+
+def binom_two_sided(k: int, n: int) -> float:
+    """Exact two-sided p-value of k successes in n fair coin flips (McNemar on discordant pairs)."""
+    if n == 0:
+        return 1.0
+    k = min(k, n - k)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def normal_two_sided(z: float) -> float:
+    return math.erfc(abs(z) / math.sqrt(2))
+
+
+def cluster_se(diffs: Sequence[float], clusters: Sequence[Hashable]) -> tuple[float | None, int]:
+    """Cluster-robust (CR1) standard error of the mean of ``diffs``; (None, G) with fewer than 2 clusters."""
+    n, m = len(diffs), _mean(diffs)
+    sums: dict = {}
+    for d, g in zip(diffs, clusters):
+        sums[g] = sums.get(g, 0.0) + (d - m)
+    g = len(sums)
+    if g < 2:
+        return None, g
+    return math.sqrt(g / (g - 1) * sum(s * s for s in sums.values())) / n, g
+
+
+def paired(base: dict[Hashable, float], other: dict[Hashable, float],
+           clusters: dict[Hashable, Hashable] | None = None) -> dict:
+    """``other - base`` over the items both scored: mean difference, 95% interval and a two-sided p-value.
+
+    Keys are item ids; an item only one side scored is left out and counted (``n_unpaired``)."""
+    keys = [k for k in base if k in other]
+    n_unpaired = len(set(base) ^ set(other))
+    n = len(keys)
+    if n == 0:
+        return {"diff": None, "se": None, "lo": None, "hi": None, "p": None, "test": None, "n": 0,
+                "n_unpaired": n_unpaired}
+    d = [other[k] - base[k] for k in keys]
+    m = _mean(d)
+    se = math.sqrt(sum((x - m) ** 2 for x in d) / (n - 1) / n) if n > 1 else 0.0
+    out = {"diff": m, "se": se, "lo": m - Z95 * se, "hi": m + Z95 * se, "n": n, "n_unpaired": n_unpaired,
+           "base": _mean([base[k] for k in keys]), "other": _mean([other[k] for k in keys])}
+    if _binary([base[k] for k in keys]) and _binary([other[k] for k in keys]):
+        wins, losses = sum(x > 0 for x in d), sum(x < 0 for x in d)
+        out.update(p=binom_two_sided(wins, wins + losses), test="exact McNemar", wins=wins, losses=losses)
+    else:
+        out.update(p=1.0 if se == 0 else normal_two_sided(m / se), test="paired z",
+                   wins=sum(x > 0 for x in d), losses=sum(x < 0 for x in d))
+    if clusters is not None:
+        cse, g = cluster_se(d, [clusters[k] for k in keys])
+        out.update(cluster_se=cse, n_clusters=g,
+                   cluster_lo=None if cse is None else m - Z95 * cse,
+                   cluster_hi=None if cse is None else m + Z95 * cse)
+    return out

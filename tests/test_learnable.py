@@ -1,0 +1,119 @@
+"""The CPU-effect machinery: held-out queries, the learnable-range probe, evaluation items, paired tables.
+
+The probe and the evaluation items run through the real sandbox with real verifiers."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoif_lib import evaluation
+from autoif_lib.autoif import responses, seeds
+from autoif_lib.autoif.stages import ResponsesParams, VerifiersParams
+from autoif_lib.params import ParamsError, build
+from autoif_lib.sandbox import Sandbox, SandboxConfig
+
+QUERIES = [{"id": f"q{k}", "query": f"Question number {k}?"} for k in range(50)]
+BANG = {"id": "bang", "instruction": "Use an exclamation mark.", "origin": "reference",
+        "functions": [{"src": "def evaluate(response):\n    return '!' in response\n", "origin": "reference"}]}
+DOTS = {"id": "dots", "instruction": "Use three dots.", "origin": "reference",
+        "functions": [{"src": "def evaluate(response):\n    return '...' in response\n", "origin": "reference"}]}
+ANY = {"id": "any", "instruction": "Say something.", "origin": "reference",
+       "functions": [{"src": "def evaluate(response):\n    return bool(response.strip())\n", "origin": "reference"}]}
+
+
+@pytest.fixture(scope="module")
+def box():
+    with Sandbox(SandboxConfig()) as sb:
+        yield sb
+
+
+def test_split_queries_is_seeded_disjoint_and_sized():
+    train, held = responses.split_queries(QUERIES, 0.4, seed=0)
+    assert len(held) == 20 and len(train) == 30
+    assert not {q["id"] for q in train} & {q["id"] for q in held}
+    assert responses.split_queries(QUERIES, 0.4, seed=0) == (train, held)
+    assert responses.split_queries(QUERIES, 0.4, seed=1)[1] != held
+    assert responses.split_queries(QUERIES, 0.0, seed=0) == (QUERIES, [])
+    # training pairs built from the training side never see a held-out query
+    pairs = responses.pair([BANG, DOTS], train, 12, seed=0)
+    assert {p["query_id"] for p in pairs} <= {q["id"] for q in train}
+
+
+def test_probe_keeps_exactly_the_instructions_in_range(box):
+    ins = [BANG, DOTS, ANY]
+    pairs = responses.probe_pairs(ins, QUERIES, 4, seed=0, layout="instruction_first")
+    assert len(pairs) == 12
+    # hand-made 'model answers': bang passes 2 of 4, dots 0 of 4, any 4 of 4
+    answers = {"bang": ["Wow!", "ok", "Great!", "fine"], "dots": ["a", "b", "c", "d"], "any": ["x", "y", "z", "w"]}
+    seen: dict = {}
+    outs = []
+    for p in pairs:
+        k = seen.get(p["instruction_id"], 0)
+        seen[p["instruction_id"]] = k + 1
+        outs.append([answers[p["instruction_id"]][k]])
+    table = responses.probe_table(pairs, outs, ins, box.verdicts, 0.05, 0.75)
+    got = {r["instruction_id"]: (r["pass_rate"], r["n"], r["reason"]) for r in table}
+    assert got == {"bang": (0.5, 4, "in_range"), "dots": (0.0, 4, "probe_below_range"),
+                   "any": (1.0, 4, "probe_above_range")}
+    kept, dropped = responses.select_learnable(ins, table)
+    assert [i["id"] for i in kept] == ["bang"]
+    assert dropped == {"probe_below_range": 1, "probe_above_range": 1}
+    bars = responses.plot_probe(table).axes[0].containers[0]  # one bar per instruction, sorted by pass rate
+    assert [b.get_width() for b in bars] == [0.0, 0.5, 1.0]
+
+
+def test_evaluation_items_use_only_heldout_queries_and_refuse_without_them():
+    train_q, held_q = responses.split_queries(QUERIES, 0.4, seed=0)
+    ev = responses.evaluation_items([BANG, DOTS], [ANY], QUERIES, held_q, 5, 7, seed=0, layout="instruction_first")
+    assert [len(ev["trained_instructions"]), len(ev["heldout_instructions"])] == [10, 7]
+    held_ids = {q["id"] for q in held_q}
+    assert all(p["query_id"] in held_ids for ps in ev.values() for p in ps)
+    assert {p["split"] for p in ev["trained_instructions"]} == {"trained_instructions"}
+    assert len({p["pair_id"] for p in ev["trained_instructions"]}) == 10
+    with pytest.raises(ValueError, match="heldout_query_fraction"):
+        responses.evaluation_items([BANG], [ANY], QUERIES, [], 5, 7, seed=0, layout="instruction_first")
+    # without held-out queries the held-out instructions draw from the pool, as before
+    old = responses.evaluation_items([BANG], [ANY], QUERIES, [], 0, 3, 0, "instruction_first")["heldout_instructions"]
+    assert [p["pair_id"] for p in old] == [p["pair_id"] for p in responses.heldout_pairs([ANY], QUERIES, 3, 0, "instruction_first")]
+    items = responses.as_probe_items(ev, [BANG, DOTS, ANY])
+    assert len(items) == 17 and items[0]["prompt"][0]["role"] == "user" and items[0]["verifiers"] == [BANG["functions"][0]["src"]]
+
+
+def test_item_scores_and_paired_table_on_real_verdicts(box):
+    ev = responses.evaluation_items([BANG], [], QUERIES, QUERIES[:10], 10, 0, seed=0, layout="instruction_first")
+    ps = ev["trained_instructions"]
+    base = evaluation.item_scores(ps, [["no"]] * 10, [BANG], box.verdicts)
+    better = evaluation.item_scores(ps, [["yes!"]] * 8 + [["no"]] * 2, [BANG], box.verdicts)
+    items = {"base": {"trained_instructions": {r["pair_id"]: r["pass_rate"] for r in base}},
+             "sft": {"trained_instructions": {r["pair_id"]: r["pass_rate"] for r in better}}}
+    rows = evaluation.paired_stats(items, {"trained_instructions": {p["pair_id"]: p["instruction_id"] for p in ps}})
+    b, s = rows
+    assert b["checkpoint"] == "base" and b["score_mean"] == 0.0 and "delta_diff" not in b
+    assert s["score_mean"] == 0.8 and s["delta_diff"] == pytest.approx(0.8)
+    assert (s["delta_wins"], s["delta_losses"], s["delta_p"]) == (8, 0, pytest.approx(2 / 2 ** 8))
+    assert s["delta_cluster_se"] is None  # one instruction: no cluster-robust interval claimed
+    t = evaluation.ci_table(rows)
+    assert list(t["score %"]) == [0.0, 80.0] and t.loc[1, "Δ vs base"] == 80.0 and t.loc[1, "wins/losses"] == "8/0"
+    fig = evaluation.plot_ci(rows)
+    assert len(fig.axes) == 1 and fig.axes[0].get_title().startswith("trained instr., held-out queries (n=10)")
+
+
+def test_params_refuse_a_bad_range_and_reference_only_without_references():
+    with pytest.raises(ParamsError, match="learnable_range"):
+        build(ResponsesParams, {"learnable_range": [0.8, 0.2]}, where="05")
+    with pytest.raises(ParamsError, match="learnable_range"):
+        build(ResponsesParams, {"learnable_range": [0.1]}, where="05")
+    with pytest.raises(ParamsError, match="add_reference_verifiers"):
+        build(VerifiersParams, {"n_samples": 0}, where="02")
+    assert build(VerifiersParams, {"n_samples": 0, "add_reference_verifiers": True}, where="02").n_samples == 0
+
+
+def test_cpu_seeds_have_working_reference_verifiers():
+    recs = seeds.load_seeds(seeds.CPU_SEEDS_PATH)
+    assert len(recs) == 14 and len({r["id"] for r in recs}) == 14
+    for r in recs:
+        ns: dict = {}
+        exec(compile(r["verifier"], r["id"], "exec"), ns)
+        labels = [c["output"] for c in r["cases"]]
+        assert labels.count(True) >= 3 and labels.count(False) >= 3, r["id"]
+        assert [ns["evaluate"](c["input"]) for c in r["cases"]] == labels, r["id"]
