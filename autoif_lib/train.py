@@ -432,8 +432,8 @@ def plot_pass_curve(iterations: Sequence[dict], curve: Sequence[dict], title: st
     for split in dict.fromkeys(r["split"] for r in curve):
         rs = [r for r in curve if r["split"] == split]
         x, y = [r["step"] for r in rs], [100 * r["pass_rate"] for r in rs]
-        ax.plot(x, y, "o-", label=f"{SPLITS.get(split, split)} (greedy, n={rs[0]['n']})")
-        ax.fill_between(x, [100 * r["lo"] for r in rs], [100 * r["hi"] for r in rs], alpha=0.15)
+        line, = ax.plot(x, y, "o-", label=f"{SPLITS.get(split, split)} (greedy, n={rs[0]['n']})")
+        ax.fill_between(x, [100 * r["lo"] for r in rs], [100 * r["hi"] for r in rs], color=line.get_color(), alpha=0.15)
     if not its and not curve:
         ax.text(0.5, 0.5, "no iterations ran", ha="center", va="center", transform=ax.transAxes, color="#57606a")
     ax.set_xlabel("optimiser steps")

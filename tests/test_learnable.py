@@ -117,3 +117,17 @@ def test_cpu_seeds_have_working_reference_verifiers():
         labels = [c["output"] for c in r["cases"]]
         assert labels.count(True) >= 3 and labels.count(False) >= 3, r["id"]
         assert [ns["evaluate"](c["input"]) for c in r["cases"]] == labels, r["id"]
+
+
+def test_pass_curve_plots_on_policy_reward_and_each_split_with_its_own_band():
+    from matplotlib.colors import to_rgb
+
+    from autoif_lib import train
+
+    its = [{"samples": 8, "mean_reward": 0.25, "step_before": 0}, {"samples": 8, "mean_reward": 0.5, "step_before": 8}]
+    curve = [{"iteration": k, "step": 8 * k, "split": s, "pass_rate": 0.1 * k, "lo": 0.0, "hi": 0.3, "n": 10}
+             for k in range(3) for s in ("trained_instructions", "heldout_instructions")]
+    ax = train.plot_pass_curve(its, curve).axes[0]
+    assert [list(line.get_xdata()) for line in ax.lines] == [[0, 8], [0, 8, 16], [0, 8, 16]]
+    assert list(ax.lines[0].get_ydata()) == [25.0, 50.0]
+    assert [tuple(c.get_facecolor()[0][:3]) for c in ax.collections] == [to_rgb(line.get_color()) for line in ax.lines[1:]]
