@@ -38,7 +38,10 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     den = 1 + z * z / n
     mid = (p + z * z / (2 * n)) / den
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, mid - half), min(1.0, mid + half)
+    # exact ends at 0 and n successes (rounding would otherwise put p itself a hair outside its interval)
+    lo = 0.0 if k == 0 else min(p, max(0.0, mid - half))
+    hi = 1.0 if k == n else max(p, min(1.0, mid + half))
+    return lo, hi
 
 
 def mean_ci(scores: Sequence[float]) -> dict:

@@ -16,6 +16,12 @@ def test_wilson_matches_the_closed_form():
     assert (lo, hi) == (pytest.approx(0.23659, abs=1e-5), pytest.approx(0.76341, abs=1e-5))
     with pytest.raises(ValueError):
         stats.wilson(0, 0)
+    # the interval always holds the observed rate, exactly at the ends (a plot's error bars are never negative)
+    for n in range(1, 60):
+        for k in range(n + 1):
+            lo, hi = stats.wilson(k, n)
+            assert lo <= k / n <= hi, (k, n)
+        assert stats.wilson(0, n)[0] == 0.0 and stats.wilson(n, n)[1] == 1.0
 
 
 def test_mean_ci_binary_uses_wilson_and_fractions_the_normal_interval():
