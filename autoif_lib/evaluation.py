@@ -92,8 +92,7 @@ def item_scores(pairs: Sequence[dict], outs: Sequence[Sequence[str]], instructio
     if not pairs:
         return []
     filled = [dict(p, responses=list(o)) for p, o in zip(pairs, outs)]
-    fns = {i["id"]: [f["src"] for f in i["functions"]] for i in instructions}
-    return scoring.pass_rates(filled, fns, runner)
+    return scoring.pass_rates(filled, scoring.functions_of(instructions), runner)
 
 
 def paired_stats(items: dict[str, dict[str, dict]], clusters: dict[str, dict] | None = None, base: str = "base") -> list[dict]:

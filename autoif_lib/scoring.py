@@ -49,6 +49,11 @@ def pass_rates(pairs: Sequence[dict], functions_by_instruction: dict[str, list[s
     return out
 
 
+def functions_of(instructions: Sequence[dict]) -> dict[str, list[str]]:
+    """Each instruction's verification function sources by id (the input ``pass_rates`` takes)."""
+    return {i["id"]: [f["src"] for f in i.get("functions", [])] for i in instructions}
+
+
 def rate_of(statuses: Sequence[str]) -> float:
     return sum(s == "pass" for s in statuses) / len(statuses) if statuses else 0.0
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..scoring import functions_of
 from ..scoring import preference_pairs as dpo_pairs  # noqa: F401  (query-level pairs: the shared rule)
 from ..train import preference_records as dpo_trl  # noqa: F401  (TRL's conversational format)
 
@@ -62,7 +63,7 @@ def llamafactory_dataset_info(prefix: str = "autoif") -> dict:
 
 def online_prompts(instructions: Sequence[dict], pairs: Sequence[dict]) -> list[dict]:
     """Prompts for online DPO (stage 10): each (instruction, query) turn with its functions."""
-    fns = {i["id"]: [f["src"] for f in i["functions"]] for i in instructions}
+    fns = functions_of(instructions)
     seen, out = set(), []
     for p in pairs:
         if p["prompt"] in seen or not fns.get(p["instruction_id"]):

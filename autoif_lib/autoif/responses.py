@@ -20,7 +20,7 @@ from typing import Sequence
 
 from ..io import stable_hash
 from ..judge import parse_score
-from ..scoring import keep_by_pass_rate, pass_rates  # noqa: F401  (the shared verifier-scoring rule)
+from ..scoring import functions_of, keep_by_pass_rate, pass_rates  # noqa: F401  (the shared verifier-scoring rule)
 from . import prompts
 
 
@@ -143,10 +143,6 @@ def split_queries(queries: Sequence[dict], fraction: float, seed: int) -> tuple[
 def probe_pairs(instructions: Sequence[dict], queries: Sequence[dict], n: int, seed: int, layout: str) -> list[dict]:
     """``n`` probe pairs per instruction (a seed stream apart from the training pairs')."""
     return pair(instructions, queries, n, seed + 2, layout) if n else []
-
-
-def functions_of(instructions: Sequence[dict]) -> dict[str, list[str]]:
-    return {i["id"]: [f["src"] for f in i.get("functions", [])] for i in instructions}
 
 
 def probe_table(pairs: Sequence[dict], outs: Sequence[Sequence[str]], instructions: Sequence[dict], runner,
