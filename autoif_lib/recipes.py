@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import io
+from .models.checks import check_stage
 from .params import ParamsError, build, check_value, resolve_path
 from .pipeline import RUNNER_KEYS, Pipeline, get_pipeline
 
@@ -88,6 +89,7 @@ class Recipe:
     raw: dict               # the merged recipe (base chain and overrides applied), for `autoif show`
     chain: tuple[str, ...] = ()  # the files it was composed from, most basic first
     root: Path = field(default_factory=repo_root)
+    notes: tuple[str, ...] = ()  # what could not be checked on this machine (models not here), for `autoif check`
 
     @property
     def pipeline(self) -> Pipeline:
@@ -277,6 +279,7 @@ def load_recipe(path: str | os.PathLike, overrides: Mapping[str, Any] | None = N
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise ParamsError(f"common.{key}: no stage declares this key{hint}")
         stages = {}
+        notes: list[str] = []
         for name, cls in STAGES.items():
             names = {f.name for f in dataclasses.fields(cls)}
             values: dict[str, Any] = {}
@@ -307,11 +310,19 @@ def load_recipe(path: str | os.PathLike, overrides: Mapping[str, Any] | None = N
                                                         f"stages.{name}.{k}[")):
                         raise ParamsError("common." + msg[len(f"stages.{name}."):]) from None
                 raise
+            if pipe.stage(name).is_enabled(stages[name]):
+                notes += check_stage(stages[name], _where_of(name, own, common), root)
     except ParamsError as e:
         raise ParamsError(f"{where}: {e}") from None
     return Recipe(path=path, experiment=experiment, seed=seed,
                   outputs=resolve_path(outputs, root), description=description, pipeline_name=pipeline_name,
-                  stages=stages, raw=data, chain=tuple(str(p) for p in chain), root=root)
+                  stages=stages, raw=data, chain=tuple(str(p) for p in chain), root=root,
+                  notes=tuple(dict.fromkeys(notes)))
+
+
+def _where_of(stage: str, own: Mapping[str, Any], common: Mapping[str, Any]):
+    """The key path a check names for a field: where the recipe set it (its stage, else common)."""
+    return lambda key: f"common.{key}" if key in common and key not in own else f"stages.{stage}.{key}"
 
 
 def show(recipe: Recipe) -> str:

@@ -131,6 +131,8 @@ def run_recipe(params_path: str | Path, stages: str | None = None, force: bool =
     plan = recipe.plan()
     io.write_json(run_dir / PLAN, plan)
     echo(f"run {recipe.run_id}  ->  {run_dir}")
+    for note in recipe.notes:  # models not on this machine: checked when they load
+        echo(f"note: {note}")
     results: dict[str, str] = {}
     kernel = None
     for i, stage in enumerate(chosen, 1):
@@ -210,12 +212,34 @@ def _run_stage(recipe, stage, stage_dir, state, tag, params_path, run_dir, root,
     return kernel
 
 
+# The kernel of a headless stage inherits these: its notebook is read after the fact, so progress bars are text
+# (a saved widget shows only its first state, 0%) and the hub's per-load bars ("Loading weights", several per
+# stage) stay out of it. See progress.py.
+HEADLESS_ENV = {"AUTOIF_TEXT_PROGRESS": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
+
+@contextlib.contextmanager
+def _environment(values: dict):
+    import os
+
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _execute(src: Path, dst: Path, parameters: dict, kernel: str, progress: bool) -> None:
     import warnings
 
     import papermill as pm
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _environment(HEADLESS_ENV):
         warnings.simplefilter("ignore")
         pm.execute_notebook(str(src), str(dst), parameters=parameters, kernel_name=kernel,
                             cwd=str(src.parent), progress_bar=progress, log_output=False,

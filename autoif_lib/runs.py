@@ -226,15 +226,29 @@ class StageContext:
         return self.store.parent.parent / "cache" / "generations.sqlite"
 
     def generator(self, spec, progress: bool = True):
-        """The generator for ``spec``; asking twice for the same spec returns the same one (one model load)."""
+        """The generator for ``spec``; asking twice for the same spec returns the same one (one model load).
+
+        One model in memory at a time: asking for another model releases the engines of the others first
+        (and says so). On a GPU a second vLLM engine would fail its free-memory check while the first lives;
+        a released generator that is used again reloads its model."""
         from .models import Generator
 
-        for g in self._generators:
-            if g.spec == spec:
-                return g
-        g = Generator(spec, cache_path=self.cache_path, progress=progress)
-        self._generators.append(g)
+        g = next((g for g in self._generators if g.spec == spec), None)
+        self.release_models(keep=g, reason=f"before using {spec.model}")
+        if g is None:
+            g = Generator(spec, cache_path=self.cache_path, progress=progress)
+            self._generators.append(g)
         return g
+
+    def release_models(self, keep=None, reason: str = "") -> int:
+        """Release every loaded generator's model except ``keep`` (an HTTP client holds nothing); the count."""
+        n = 0
+        for g in self._generators:
+            if g is not keep and g.spec.backend != "openai" and g.close():
+                n += 1
+                print(f"[{self.stage}] released the {g.spec.backend} model {g.spec.model}" + (f" {reason}" if reason else ""),
+                      flush=True)
+        return n
 
     # -- completion ---------------------------------------------------------------
     def digest(self) -> str:
@@ -252,8 +266,10 @@ class StageContext:
         if missing:
             raise RuntimeError(f"{self.stage}: declared products not written: {', '.join(missing)}")
         metrics = dict(metrics or {})
+        self.release_models(reason="at the end of the stage")
         if self._generators:
-            metrics.setdefault("generation", [dict(g.stats, model=g.fingerprint) for g in self._generators])
+            metrics.setdefault("generation", [dict(g.stats, model=g.fingerprint, backend=g.spec.backend)
+                                              for g in self._generators])
         self.write_json("metrics.json", metrics)
         manifest = {
             "stage": self.stage,

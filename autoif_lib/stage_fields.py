@@ -52,6 +52,9 @@ class TrainFields:
     """Shared by the training stages: the policy, full vs LoRA, one device vs many."""
 
     base_model: str = param("embedded", "policy to train: hub id, local folder or 'embedded'. Equal to the supervisor: self-alignment; smaller: strong-to-weak")
+    chat_template: str = param(
+        "", "a base policy without a chat template: the template to train (and save) it with; a .jinja file, a "
+        "literal template, or a tokenizer's hub id / local folder (e.g. meta-llama/Meta-Llama-3-8B-Instruct)")
     use_lora: bool = param(False, "LoRA adapters (merged into the saved checkpoint) instead of full fine-tuning")
     lora: dict = param(_LORA, "peft LoraConfig arguments, used when use_lora")
     num_gpus: int = param(0, "GPUs per machine. 0 or 1 (and one machine): train inside the kernel; more: accelerate launch with DeepSpeed", min=0)

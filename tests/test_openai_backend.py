@@ -194,7 +194,9 @@ def test_vllm_dialect_sends_vllm_fields(permissive):
     assert "continue_final_message" not in plain and "add_generation_prompt" not in plain
     permissive.requests.clear()
     g.generate([SCORE], SamplingParams(repetition_penalty=1.0))
-    assert "repetition_penalty" not in permissive.requests[0]
+    # sent even at their neutral values: the server's generation_config defaults must not apply
+    assert permissive.requests[0]["repetition_penalty"] == 1.0
+    assert permissive.requests[0]["top_k"] == 0 and permissive.requests[0]["min_p"] == 0.0
 
 
 def test_rejected_request_fails_at_once_without_retries(strict):

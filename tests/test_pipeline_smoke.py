@@ -131,15 +131,22 @@ def test_changing_00_reruns_exactly_00(smoke_run, root):
     assert [s for s, v in res.items() if v == "ran"] == ["00_environment"]
 
 
-def test_threshold_ablation_shares_stages_00_to_05(smoke_run, root):
+@pytest.fixture(scope="module")
+def threshold_ablation(smoke_run, root):
+    """The smoke recipe with pass_threshold 0.8, built once into the smoke run's outputs (every test that
+    needs it asks for it, so each passes alone too)."""
     t0 = time.time()
     res = run_recipe(root / "params" / "autoif" / "smoke.yaml", outputs=str(smoke_run["out"]), progress=False,
                      echo=lambda *_: None,
                      overrides={"experiment": "smoke_abl", "stages": {"06_verify_score": {"pass_threshold": 0.8}}})
-    secs = time.time() - t0
+    return {"res": res, "seconds": time.time() - t0, "run": next(smoke_run["out"].glob("smoke_abl/smoke_abl-*"))}
+
+
+def test_threshold_ablation_shares_stages_00_to_05(smoke_run, threshold_ablation):
+    res, secs = threshold_ablation["res"], threshold_ablation["seconds"]
     order = get_pipeline("autoif").order
     assert [s for s, v in res.items() if v == "ran"] == order[order.index("06_verify_score"):]
-    abl = next(smoke_run["out"].glob("smoke_abl/smoke_abl-*"))
+    abl = threshold_ablation["run"]
     for s in order:
         shared = (abl / s).resolve() == (smoke_run["run"] / s).resolve()
         assert shared == (order.index(s) < order.index("06_verify_score")), s
@@ -147,7 +154,7 @@ def test_threshold_ablation_shares_stages_00_to_05(smoke_run, root):
     print(f"\nthreshold ablation: {secs:.1f} s vs full smoke run {smoke_run['first']:.1f} s")
 
 
-def test_sweep_over_the_threshold_reuses_both_runs_and_tabulates_them(smoke_run, root, tmp_path):
+def test_sweep_over_the_threshold_reuses_both_runs_and_tabulates_them(smoke_run, threshold_ablation, root, tmp_path):
     """A real sweep (runner, collection, figures) whose two cells are the smoke run (0.5) and the ablation
     above (0.8): every stage is shared, so nothing executes, and the table holds the runs' own numbers."""
     from autoif_lib import results, sweeps
@@ -163,7 +170,7 @@ def test_sweep_over_the_threshold_reuses_both_runs_and_tabulates_them(smoke_run,
     assert res["failed"] == [] and len(res["ran"]) == 2
     assert not any(": running (" in line for line in lines), [x for x in lines if "running" in x]
     df = results.read_table(res["results"])
-    abl = next(smoke_run["out"].glob("smoke_abl/smoke_abl-*"))
+    abl = threshold_ablation["run"]
     for variant, run in (("pass_threshold=0.5", smoke_run["run"]), ("pass_threshold=0.8", abl)):
         evaluated = io.read_json(run / "11_evaluate" / "metrics.json")["checkpoints"]
         assert "base" in evaluated

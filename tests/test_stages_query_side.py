@@ -166,3 +166,12 @@ def test_online_prompts_carry_functions_and_card():
     assert len(out) == 1 and out[0]["verifiers"] == ["def evaluate(r):\n    return True"]
     card = export.dataset_card({"SFT examples": 3}, {"seed": 0}, {"x.jsonl": "data"})
     assert "| SFT examples | 3 |" in card and "`x.jsonl`" in card
+
+
+@pytest.mark.parametrize("inclusive,label", [(False, "responses → pass rate > 0.5"), (True, "responses → pass rate >= 0.5")])
+def test_funnel_names_the_threshold_rule_it_applied(inclusive, label):
+    scored = [{"response": "a", "pass_rate": 0.5}, {"response": "b", "pass_rate": 1.0}, {"response": "", "pass_rate": 0.0}]
+    passed = [r for r in scored if (r["pass_rate"] >= 0.5 if inclusive else r["pass_rate"] > 0.5)]
+    f = responses.funnel([{}], scored, passed, passed, Counter(), 0.5, False, pass_inclusive=inclusive)
+    step = f.to_dict()["steps"][1]
+    assert step["step"] == label and step["out"] == (2 if inclusive else 1)

@@ -177,6 +177,14 @@ def test_online_dpo_loop_trains_on_exactly_the_separated_pairs(tiny_model, tmp_p
     pairs = io.read_jsonl(tmp_path / "out" / "iter_1" / "pairs.jsonl")
     assert len(pairs) == 6 and len({p["prompt"][0]["content"] for p in pairs}) == 3
     assert _changed(before, res["final_model"]) > 0
+    # steps count on across iterations (each iteration's trainer restarts at step 1)
+    logged = [h for h in res["log_history"] if "loss" in h]
+    assert [(h["iteration"], h["step_in_iteration"], h["step"]) for h in logged] == [(1, 1, 1), (2, 1, 2)]
+    fig = train.plot_curves(res["log_history"], ("loss",))
+    ax = fig.axes[0]
+    xs = list(ax.lines[0].get_xdata())
+    assert xs == [1, 2]  # monotonic: no jump back to step 1 at iteration 2
+    assert [tuple(l.get_xdata()) for l in ax.lines[1:]] == [(1.5, 1.5)]  # iteration 2 starts here (dashed)
 
 
 def test_multi_gpu_recipe_gives_accelerate_command(root, tmp_path):
@@ -230,7 +238,8 @@ def test_online_loop_samples_with_the_recipes_backend(root, monkeypatch, tmp_pat
     job = TrainJob(kind="online_dpo", model="/ckpt/sft", train_file="x", output_dir=str(tmp_path),
                    generation={"backend": "vllm", "model": "ignored", "tensor_parallel_size": 4})
     prompts = [{"prompt": [{"role": "user", "content": "p"}], "instruction_id": "i", "verifiers": ["src"]}]
-    pairs, info = train.sample_and_pair(job, "/ckpt/sft", prompts, _scripted(lambda k: k == 0), 0)
+    pairs, info = train.sample_and_pair(job, train.policy_generator(job, "/ckpt/sft"), prompts,
+                                        _scripted(lambda k: k == 0), 0)
     assert seen[0].backend == "vllm" and seen[0].model == "/ckpt/sft" and seen[0].tensor_parallel_size == 4
     assert info["pairs"] == 1 and [(p["chosen"], p["rejected"]) for p in pairs] == [("a", "b")]
     monkeypatch.setenv("RANK", "1")

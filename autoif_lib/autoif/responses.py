@@ -110,14 +110,14 @@ def keep_by_score(records: Sequence[dict], threshold: float, inclusive: bool = F
 
 
 def funnel(pairs: Sequence[dict], scored: Sequence[dict], passed: Sequence[dict], judged_kept: Sequence[dict],
-           judge_rejects: Counter, pass_threshold: float, judged: bool):
+           judge_rejects: Counter, pass_threshold: float, judged: bool, pass_inclusive: bool = False):
     from ..reporting import Funnel
 
     f = Funnel("responses")
     n = len(scored)
     f.step("pairs × K → responses", n, n, note=f"{len(pairs)} (instruction, query) pairs")
     empty = sum(1 for r in scored if not r["response"].strip())
-    f.step(f"responses → pass rate > {pass_threshold}", n, len(passed),
+    f.step(f"responses → pass rate {'>=' if pass_inclusive else '>'} {pass_threshold}", n, len(passed),
            {"below_pass_threshold": n - len(passed) - empty, "empty_response": empty})
     if judged:
         f.step("passed → judge score kept", len(passed), len(judged_kept), dict(judge_rejects))

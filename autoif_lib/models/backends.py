@@ -5,7 +5,7 @@ A *row* is one completion to produce: (messages, sample index, seed). The
 backend for the missing ones and caches the results; backends only generate.
 
 * ``TransformersBackend``: in-process, CPU or GPU, left-padded batches.
-* ``VLLMBackend``: vLLM's offline engine; imported only when chosen.
+* ``VLLMBackend`` (``vllm_engine.py``): vLLM's offline engine, one or several replicas; imported only when chosen.
 * ``OpenAIBackend``: any OpenAI-compatible ``/chat/completions`` server,
   bounded concurrency, retries with exponential backoff.
 """
@@ -63,7 +63,13 @@ def resolve_model_path(name: str) -> str:
 
 
 def model_fingerprint(spec: ModelSpec) -> str:
-    """Identity of the weights for the cache key: local folders by file sizes/mtimes."""
+    """Identity of the model for the cache key: local folders by content, plus a chat template given for it."""
+    base = _weights_fingerprint(spec)
+    # A template named in the recipe changes every prompt; the model's own is part of its folder's content.
+    return f"{base}:template={spec.chat_template}" if spec.chat_template else base
+
+
+def _weights_fingerprint(spec: ModelSpec) -> str:
     if spec.backend == "openai":  # the dialect changes what a prefilled prompt looks like to the server
         return f"openai:{spec.base_url}:{spec.model}:{spec.openai_dialect}"
     name = spec.model
@@ -125,12 +131,91 @@ def cpu_supports_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def free_accelerator_memory() -> None:
+    """Collect garbage and hand cached CUDA blocks back, so the next engine's free-memory check sees them."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class ChatTemplateMissing(ValueError):
+    """A model whose tokenizer has no chat template, and no ``chat_template`` given for it."""
+
+
+def resolve_chat_template(value: str, trust_remote_code: bool = False) -> str:
+    """The Jinja text a ``chat_template`` value names: a literal template, a ``.jinja`` file (relative paths
+    from the repository root), or a tokenizer (hub id or local folder) whose own template to borrow."""
+    if "{%" in value or "{{" in value:
+        return value
+    if value.endswith(".jinja"):
+        from ..params import resolve_path
+        from ..recipes import repo_root
+
+        p = resolve_path(value, repo_root())
+        if not p.exists():
+            raise FileNotFoundError(f"chat_template: file not found: {value!r} (looked at {p})")
+        return p.read_text(encoding="utf-8")
+    from transformers import AutoTokenizer
+
+    tpl = AutoTokenizer.from_pretrained(resolve_model_path(value), trust_remote_code=trust_remote_code).chat_template
+    if not tpl:
+        raise ChatTemplateMissing(f"chat_template: {value!r} names a tokenizer without a chat template")
+    return tpl
+
+
+def load_tokenizer(spec: ModelSpec):
+    """The model's HF tokenizer, left-padding, with ``spec.chat_template`` applied; a clear error if it
+    has no chat template at all (a base model: name one with ``chat_template``)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(resolve_model_path(spec.model), trust_remote_code=spec.trust_remote_code)
+    if spec.chat_template:
+        tok.chat_template = resolve_chat_template(spec.chat_template, spec.trust_remote_code)
+    if not tok.chat_template:
+        raise ChatTemplateMissing(
+            f"model {spec.model!r} has no chat template (a base model?): set chat_template in its model spec "
+            "to a .jinja file or to a tokenizer whose template to use, e.g. the instruct variant's hub id")
+    tok.padding_side = "left"  # decoder-only: pad on the left so new tokens line up
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def render(tokenizer, messages: Messages) -> str:
+    """The prompt text of a conversation; a final assistant message is continued, not closed."""
+    if messages and messages[-1]["role"] == "assistant":
+        return tokenizer.apply_chat_template(messages, continue_final_message=True, tokenize=False)
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+def choice_tokens(tokenizer, conversation: Messages, choices: Sequence[str]) -> tuple[list[list[int]], list[int]]:
+    """Token ids of ``conversation`` continued by each choice, and where each choice's scored tokens start.
+
+    "Label: " + "entailment" tokenizes as "Label:" + " entailment": each choice is scored with its leading
+    space, counting only the tokens past the longest prefix it shares with the conversation alone. Every
+    backend scores exactly these tokens, so their numbers are comparable."""
+    prefix = render(tokenizer, list(conversation)).rstrip()
+    p_ids = tokenizer(prefix, add_special_tokens=False)["input_ids"]
+    fulls = [tokenizer(f"{prefix} {ch}", add_special_tokens=False)["input_ids"] for ch in choices]
+    starts = []
+    for ids in fulls:
+        k = 0
+        while k < min(len(p_ids), len(ids) - 1) and p_ids[k] == ids[k]:
+            k += 1
+        starts.append(max(1, k))  # the first token has no prediction to score
+    return fulls, starts
+
+
 class TransformersBackend:
     name = "transformers"
 
     def __init__(self, spec: ModelSpec):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         self.spec = spec
         self.torch = torch
@@ -140,10 +225,7 @@ class TransformersBackend:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = device
         self.dtype = self._pick_dtype(spec.dtype, device)
-        self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=spec.trust_remote_code)
-        self.tokenizer.padding_side = "left"  # decoder-only: pad on the left so new tokens line up
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer = load_tokenizer(spec)
         self.model = AutoModelForCausalLM.from_pretrained(
             path, dtype=self.dtype, trust_remote_code=spec.trust_remote_code).to(device)
         self.model.eval()
@@ -157,9 +239,7 @@ class TransformersBackend:
         return torch.bfloat16 if cpu_supports_bf16() else torch.float32
 
     def render(self, messages: Messages) -> str:
-        if messages and messages[-1]["role"] == "assistant":
-            return self.tokenizer.apply_chat_template(messages, continue_final_message=True, tokenize=False)
-        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return render(self.tokenizer, messages)
 
     def generate_batch(self, rows: Sequence[Row], sp: SamplingParams) -> list[str]:
         torch = self.torch
@@ -181,7 +261,6 @@ class TransformersBackend:
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         return [truncate_at_stop(t, sp.stop) for t in texts]
 
-
     def choice_logprobs(self, conversations: Sequence[Messages], choices: Sequence[str]) -> list[list[float]]:
         """Log-probability of each choice as the continuation of each conversation.
 
@@ -190,24 +269,14 @@ class TransformersBackend:
         its own, without padding: in bf16 a padded batch changes the matmul shapes and so the numbers
         (AMX/AVX512-BF16 kernels differ by batch shape), and a judge's label must not depend on which
         other rows share its batch. The conversation is run once and its KV cache reused for every
-        choice; log-softmax is taken in fp32.
+        choice; log-softmax is taken in fp32. The token plan is :func:`choice_tokens`, shared with vLLM.
         """
         import copy
 
         torch = self.torch
         out = []
         for conv in conversations:
-            # "Label: " + "entailment" tokenizes as "Label:" + " entailment": score each choice with its
-            # leading space and count only the tokens past the longest common prefix.
-            prefix = self.render(list(conv)).rstrip()
-            p_ids = self.tokenizer(prefix, add_special_tokens=False)["input_ids"]
-            fulls = [self.tokenizer(f"{prefix} {ch}", add_special_tokens=False)["input_ids"] for ch in choices]
-            starts = []
-            for ids in fulls:
-                k = 0
-                while k < min(len(p_ids), len(ids) - 1) and p_ids[k] == ids[k]:
-                    k += 1
-                starts.append(max(1, k))  # the first token has no prediction to score
+            fulls, starts = choice_tokens(self.tokenizer, conv, choices)
             shared = min(starts) - 1  # tokens every choice shares, run once: positions [0, shared)
             with torch.inference_mode():
                 past = None
@@ -226,46 +295,10 @@ class TransformersBackend:
             out.append(row)
         return out
 
-
-class VLLMBackend:
-    name = "vllm"
-
-    def __init__(self, spec: ModelSpec):
-        try:
-            import vllm  # noqa: F401  (optional `gpu` extra)
-        except ImportError as e:
-            raise ImportError("backend 'vllm' needs the optional extra: pip install -e '.[gpu]'") from e
-        self.vllm = vllm
-        self.spec = spec
-        kwargs = dict(model=resolve_model_path(spec.model), dtype=spec.dtype if spec.dtype != "auto" else "auto",
-                      tensor_parallel_size=spec.tensor_parallel_size,
-                      gpu_memory_utilization=spec.gpu_memory_utilization,
-                      trust_remote_code=spec.trust_remote_code)
-        if spec.data_parallel_size > 1:
-            kwargs["data_parallel_size"] = spec.data_parallel_size
-        if spec.max_model_len:
-            kwargs["max_model_len"] = spec.max_model_len
-        self.engine_kwargs = kwargs
-        self.llm = vllm.LLM(**kwargs)
-
-    def generate_batch(self, rows: Sequence[Row], sp: SamplingParams) -> list[str]:
-        # Per-request seeds make each row independent of how rows are batched.
-        params = [self.vllm.SamplingParams(
-            n=1, temperature=sp.temperature, top_p=sp.top_p if not sp.greedy else 1.0,
-            max_tokens=sp.max_new_tokens, seed=r.seed, stop=list(sp.stop) or None,
-            repetition_penalty=sp.repetition_penalty) for r in rows]
-        texts: list[str] = [""] * len(rows)
-        # Prefilled rows continue the last assistant message; vLLM takes that per call, so split.
-        for flag in (False, True):
-            idx = [i for i, r in enumerate(rows) if bool(r.prefill) == flag]
-            if not idx:
-                continue
-            extra = {"add_generation_prompt": False, "continue_final_message": True} if flag else {}
-            outs = self.llm.chat([rows[i].as_messages() for i in idx], [params[i] for i in idx],
-                                 use_tqdm=False, **extra)
-            for i, o in zip(idx, outs):
-                texts[i] = o.outputs[0].text
-        return texts
+    def close(self) -> None:
+        """Drop the weights (and, on GPU, their memory) now rather than whenever the object is collected."""
+        self.model = None
+        free_accelerator_memory()
 
 
 class OpenAIBackend:
@@ -355,8 +388,10 @@ class OpenAIBackend:
             body["messages"] = row.as_messages()
             if sp.stop:
                 body["stop"] = list(sp.stop)
-            if sp.repetition_penalty != 1.0:
-                body["repetition_penalty"] = sp.repetition_penalty  # vLLM extension
+            # vLLM extensions, always sent: a field left out takes the served model's generation_config.json
+            # default (some models set a repetition penalty or top-k there), and the offline engine never
+            # applies those, so the same row would sample differently on the two vLLM backends.
+            body.update(repetition_penalty=sp.repetition_penalty, top_k=0, min_p=0.0)
             if row.prefill:
                 # vLLM-serve extension: continue the final assistant message instead of starting a new one.
                 body.update(add_generation_prompt=False, continue_final_message=True)
@@ -407,6 +442,8 @@ def make_backend(spec: ModelSpec):
     if spec.backend == "transformers":
         return TransformersBackend(spec)
     if spec.backend == "vllm":
+        from .vllm_engine import VLLMBackend
+
         return VLLMBackend(spec)
     if spec.backend == "openai":
         return OpenAIBackend(spec)
@@ -419,4 +456,6 @@ def batch_size_for(spec: ModelSpec) -> int:
         return spec.batch_size
     if spec.backend == "openai":
         return spec.max_concurrency * 4
-    return 256  # vllm batches internally; chunks only bound what a crash can lose
+    # vLLM schedules inside each call, so a chunk waits for its longest row: large chunks keep the engine busy;
+    # they also bound what a crash can lose (each chunk is committed to the cache).
+    return 1024 * spec.data_parallel_size

@@ -49,13 +49,32 @@ class Generator:
         self.progress = progress
         self._backend = backend  # injected in tests; else created lazily
         self.fingerprint = model_fingerprint(spec)
-        self.stats = {"rows": 0, "cache_hits": 0, "generated": 0, "gen_seconds": 0.0, "batches": 0}
+        self.stats = {"rows": 0, "cache_hits": 0, "generated": 0, "gen_seconds": 0.0, "batches": 0,
+                      "loads": 0, "load_seconds": 0.0, "over_context": 0}
 
     @property
     def backend(self):
         if self._backend is None:
+            t0 = time.perf_counter()
             self._backend = make_backend(self.spec)
+            self.stats["loads"] += 1  # > 1: released and loaded again
+            self.stats["load_seconds"] += time.perf_counter() - t0
         return self._backend
+
+    @property
+    def loaded(self) -> bool:
+        """Whether a model is in memory (an engine, weights) behind this generator."""
+        return self._backend is not None
+
+    def close(self) -> bool:
+        """Release the backend now: a vLLM engine's processes end, weights and GPU memory are freed. The
+        generator stays usable (the next call that needs the model loads it again). True if one was loaded."""
+        backend, self._backend = self._backend, None
+        if backend is None:
+            return False
+        if hasattr(backend, "close"):
+            backend.close()
+        return True
 
     def row_key(self, messages: tuple, sp: SamplingParams, sample_idx: int) -> str:
         # n is not part of the key: asking for 8 samples later reuses the first 4.
@@ -88,15 +107,19 @@ class Generator:
         batches = [order[i:i + bs] for i in range(0, len(order), bs)]
         todo = [b for b in batches if any(r.key not in done for r in b)]
         if todo:
-            from tqdm.auto import tqdm
+            from ..progress import bar as progress_bar
 
             n_todo = sum(len(b) for b in todo)
-            bar = tqdm(total=n_todo, desc=desc, unit="gen", disable=not self.progress, leave=True)
+            bar = progress_bar(n_todo, desc, unit="gen", disable=not self.progress)
             try:
+                backend = self.backend  # loading (an engine start) is counted apart from generating
                 for batch in todo:
                     t0 = time.perf_counter()
-                    texts = self.backend.generate_batch(batch, sp)
+                    over = getattr(backend, "stats", {}).get("over_context", 0)
+                    texts = backend.generate_batch(batch, sp)
                     self.stats["gen_seconds"] += time.perf_counter() - t0
+                    # prompts longer than the context (vLLM): empty completions, counted in the stage's metrics
+                    self.stats["over_context"] += getattr(backend, "stats", {}).get("over_context", 0) - over
                     self.stats["generated"] += len(batch)
                     self.stats["batches"] += 1
                     # A prefilled row's text is prefix + continuation: callers parse whole replies.

@@ -22,10 +22,22 @@ class ModelSpec:
         "auto", "auto picks bf16 where the hardware supports it (CUDA bf16, or a CPU with avx512_bf16/amx), else fp32/fp16")
     device: str = param("auto", "transformers only: auto, cpu, cuda, cuda:N")
     batch_size: int = param(8, "transformers: prompts per generate() call (grouped by length)", min=1)
-    tensor_parallel_size: int = param(1, "vllm: tensor-parallel GPUs", min=1)
-    data_parallel_size: int = param(1, "vllm: data-parallel engine replicas", min=1)
-    gpu_memory_utilization: float = param(0.9, "vllm: fraction of GPU memory for the engine", min=0.05, max=1.0)
+    chat_template: str = param(
+        "", "for a base model that ships no chat template: a .jinja file, a literal Jinja template, or the hub "
+        "id / local folder of a tokenizer whose template to use (e.g. meta-llama/Meta-Llama-3-8B-Instruct); "
+        "empty: the model's own")
+    tensor_parallel_size: int = param(1, "vllm: GPUs per engine (tensor parallel); must divide the model's attention heads", min=1)
+    data_parallel_size: int = param(
+        1, "vllm: engine replicas, each in its own process on its own tensor_parallel_size GPUs (rows are "
+        "split between them; per-row seeds keep the text independent of the split)", min=1)
+    gpu_memory_utilization: float = param(0.9, "vllm on GPU: fraction of GPU memory an engine takes (weights + KV cache)", min=0.05, max=1.0)
+    kv_cache_gb: float = param(
+        0.0, "vllm: KV-cache size in GiB (vLLM's kv_cache_memory_bytes). 0: on GPU gpu_memory_utilization "
+        "decides; on CPU 2 GiB (vLLM would otherwise reserve gpu_memory_utilization of all RAM)", min=0.0)
     max_model_len: int = param(0, "vllm: context length cap (0 keeps the model default)", min=0)
+    enforce_eager: bool = param(
+        False, "vllm: skip torch.compile and CUDA graphs. Engines start in seconds instead of minutes (on CPU "
+        "10-25 s vs ~3 min); GPU decoding is slower. The CPU recipes set it")
     base_url: str = param("http://127.0.0.1:8000/v1", "openai: server base URL (vLLM serve, a hosted API, ...)")
     api_key_env: str = param("OPENAI_API_KEY", "openai: environment variable holding the API key (may be unset for local servers)")
     max_concurrency: int = param(8, "openai: parallel in-flight requests", min=1)
@@ -44,7 +56,7 @@ class SamplingParams:
     """How to sample: the same meaning on every backend."""
 
     n: int = param(1, "completions per conversation", min=1)
-    temperature: float = param(0.7, "0 is greedy", min=0.0)
+    temperature: float = param(0.7, "0 is greedy; at most 2 (vLLM's and OpenAI's limit)", min=0.0, max=2.0)
     top_p: float = param(1.0, "nucleus sampling mass", min=0.0, max=1.0)
     max_new_tokens: int = param(256, "new tokens per completion", min=1)
     seed: int = param(0, "sampling seed; part of the cache key")

@@ -601,11 +601,11 @@ class Sandbox:
         queues = {p: deque(j for j in job_list if j.profile == p) for p in self.profiles}
         payloads = {j.inputs_key: j.inputs for j in job_list if j.inputs_key}
         lock = threading.Lock()
-        from tqdm.auto import tqdm
+        from ..progress import bar as progress_bar
 
         n_min = self.config.progress_min_functions
-        bar = tqdm(total=len(job_list), desc="sandbox", unit="fn", leave=False,
-                   disable=not n_min or len(job_list) < n_min)
+        bar = progress_bar(len(job_list), "sandbox", unit="fn", leave=False,
+                           disable=not n_min or len(job_list) < n_min)
 
         def take(profile: str | None) -> _Job | None:
             with lock:

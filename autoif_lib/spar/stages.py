@@ -41,7 +41,7 @@ class PromptsParams(StageParams):
     queries_file: str = param("", "plain requests: JSONL/ShareGPT like AutoIF's queries_file; empty uses the shipped set", path=True)
     min_constraints: int = param(1, "compose: constraints per prompt at least", min=1, max=4)
     max_constraints: int = param(4, "compose: constraints per prompt at most (paper: main + 1-3)", min=1, max=4)
-    temperature: float = param(0.7, "evolve: sampling temperature (released code: 0.7)", min=0.0)
+    temperature: float = param(0.7, "evolve: sampling temperature (released code: 0.7)", min=0.0, max=2.0)
     max_new_tokens: int = param(1024, "evolve: tokens per rewrite", min=16)
     heldout_fraction: float = param(0.1, "share of prompts held out for evaluation (never trained on)", min=0.0, max=0.9)
 
@@ -72,7 +72,7 @@ class SampleParams(StageParams, IterationFields):
 
     generation: ModelSpec = param(QUICKSTART_MODEL, "backend for sampling; its model is the current actor")
     n_samples: int = param(5, "K responses per prompt (paper: 5)", min=2)
-    temperature: float = param(0.9, "sampling temperature (paper: 0.9)", min=0.0)
+    temperature: float = param(0.9, "sampling temperature (paper: 0.9)", min=0.0, max=2.0)
     top_p: float = param(0.9, "nucleus mass (paper: 0.9)", min=0.0, max=1.0)
     max_new_tokens: int = param(2048, "tokens per response (released code: 2048)", min=8)
     repetition_penalty: float = param(1.0, "1.0 is off", min=0.5, max=3.0)
@@ -88,13 +88,19 @@ class JudgeFields(SandboxFields):
                "verifiers (prompts from source: compose); both: their mean")
     generation: ModelSpec = param(QUICKSTART_MODEL, "backend for the refiner's judgments and refinements; its model is R_t")
     n_judgments: int = param(5, "votes per response (paper: 5)", min=1)
-    judge_temperature: float = param(0.7, "judgment sampling temperature (paper: 0.7)", min=0.0)
+    judge_temperature: float = param(0.7, "judgment sampling temperature (paper: 0.7)", min=0.0, max=2.0)
     judge_max_new_tokens: int = param(2048, "tokens per judgment (critique, then the verdict)", min=1)
     judge_prefill: str = param("", "a primer the judgment continues (small models: 'Final Judgement: ' for a bare verdict)")
     judge_style: Literal["generate", "likelihood"] = param(
         "generate", "generate: N sampled judgments, critique then verdict (paper); likelihood (small-model aid): "
                     "P(Yes) vs P(No) after the primer, N votes drawn from it at judge_temperature, no critique text")
     max_rounds: int = param(3, "a tied vote is re-sampled, at most this many rounds in all, then dropped (released code: 3)", min=1)
+
+    def __post_init__(self):
+        # Likelihood votes score P(Yes)/P(No) with the model itself: transformers and vLLM can, a chat API cannot.
+        if self.judge_style == "likelihood" and self.judge != "verifiers" and self.generation.backend == "openai":
+            raise ValueError("judge_style: likelihood scores the refiner's own P(Yes)/P(No), which backend 'openai' "
+                             "cannot; use backend transformers or vllm, or judge_style: generate")
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ class SearchFields:
     max_depth: int = param(3, "refinement depth (paper: 3)", min=1)
     success: float = param(0.5, "a node succeeds when its value is above this (paper: > 0.5)", min=0.0, max=1.0)
     budget: int = param(1000, "nodes per tree at most (released code: 1000, never binding)", min=1)
-    refine_temperature: float = param(0.7, "refinement sampling temperature (released code: 0.7)", min=0.0)
+    refine_temperature: float = param(0.7, "refinement sampling temperature (released code: 0.7)", min=0.0, max=2.0)
     refine_max_new_tokens: int = param(3072, "tokens per refinement (released code: 3072)", min=8)
     refine_prefill: str = param("", "a primer the refinement continues (small models: 'Refined response: [[start]]')")
 

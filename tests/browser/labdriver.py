@@ -255,6 +255,21 @@ def check_errors(cells: list[dict]) -> list[str]:
     return bad
 
 
+# A tqdm bar's visible text at 0 of a positive total ("probe: 0%|          | 0/60"): in a notebook whose cells
+# ran, that is a bar frozen at its first state (a saved widget's text fallback), not a loop that did nothing.
+_FROZEN_BAR = re.compile(r"(?<![\d.])0%\|[^|\n]*\|\s*0/([1-9]\d*)")
+
+
+def check_progress(cells: list[dict]) -> list[str]:
+    """Every progress bar shows where its loop ended: none reads 0% of a non-empty total."""
+    bad = []
+    for c in cells:
+        for line in c["output_text"].splitlines():
+            if _FROZEN_BAR.search(line):
+                bad.append(f"{_label(c)} shows a progress bar frozen at 0%: {line.strip()[:120]!r}")
+    return bad
+
+
 def check_executed(cells: list[dict]) -> list[str]:
     """After Run All: every code cell ran (a cell left unrun means the queue stopped before it)."""
     return [f"{_label(c)} never ran" for c in cells
@@ -291,7 +306,7 @@ def check_browsers_rendered(cells: list[dict]) -> list[str]:
 
 def static_problems(cells: list[dict], ran: bool) -> list[str]:
     return (check_parameters_cell(cells) + check_errors(cells) + (check_executed(cells) if ran else [])
-            + check_figures(cells) + check_browsers_rendered(cells))
+            + check_figures(cells) + check_browsers_rendered(cells) + check_progress(cells))
 
 
 # --------------------------------------------------------------------------- widgets (page)

@@ -138,3 +138,28 @@ def test_checks_report_a_widget_whose_model_is_missing(page, lab, lab_root):
     assert any(p.startswith("cell 1 ") and "no RecordBrowser widget rendered (outputs: [])" in p
                for p in problems), problems
     assert any(p.startswith("cell 2 ") and "no RecordBrowser widget rendered" in p for p in problems), problems
+
+
+def test_checks_report_a_progress_bar_frozen_at_zero(page, lab, lab_root):
+    """A saved tqdm widget whose text fallback is its first state (what headless runs used to save) is
+    reported; the same bar saved as text, carriage returns and all, shows its last state and passes."""
+    cells = [_code("# parameters\nn = 60", tags=["parameters"]), _code("bar_widget()"), _code("bar_text()")]
+    frozen = {"application/vnd.jupyter.widget-view+json": {"model_id": "1" * 32, "version_major": 2,
+                                                            "version_minor": 0},
+              "text/plain": "probe after iteration 0:   0%|          | 0/60 [00:00<?, ?gen/s]"}
+    cells[1].outputs = [nbformat.v4.new_output("display_data", data=frozen)]
+    cells[2].outputs = [nbformat.v4.new_output(
+        "stream", name="stderr", text="probe:   0%|          | 0/60 [00:00<?, ?gen/s]\rprobe: 100%|##########| "
+                                      "60/60 [00:09<00:00,  6.50gen/s]\n")]
+    for i, c in enumerate(cells[1:], 1):
+        c.execution_count = i
+    (lab_root / "broken").mkdir(exist_ok=True)
+    (lab_root / "broken" / "frozen_bar.ipynb").write_text(json.dumps(_notebook(cells)))
+    labdriver.open_notebook(page, lab, "broken/frozen_bar.ipynb")
+    page.wait_for_function("() => document.querySelectorAll('.jp-OutputArea-output').length >= 2")
+    page.wait_for_timeout(2000)
+    cells_seen = labdriver.snapshot(page)
+    problems = labdriver.check_progress(cells_seen)
+    assert any(p.startswith("cell 1 ") and "frozen at 0%" in p for p in problems), (problems, cells_seen)
+    assert not [p for p in problems if p.startswith("cell 2 ")], problems
+    assert "60/60" in cells_seen[2]["output_text"]
