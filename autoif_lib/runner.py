@@ -212,10 +212,13 @@ def _run_stage(recipe, stage, stage_dir, state, tag, params_path, run_dir, root,
     return kernel
 
 
-# The kernel of a headless stage inherits these: its notebook is read after the fact, so progress bars are text
-# (a saved widget shows only its first state, 0%) and the hub's per-load bars ("Loading weights", several per
-# stage) stay out of it. See progress.py.
-HEADLESS_ENV = {"AUTOIF_TEXT_PROGRESS": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+# The kernel of a headless stage inherits these: its notebook is read after the fact, so our progress bars are
+# text (a saved widget shows only its first state, 0%), and the libraries' own bars, which would be saved as
+# such frozen widgets, stay out of it: transformers' "Loading weights" (several per stage) through the hub's
+# switch, and the datasets .map bars TRL draws while it tokenizes ("Tokenizing train dataset: 0%"). See
+# progress.py.
+HEADLESS_ENV = {"AUTOIF_TEXT_PROGRESS": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
 
 
 @contextlib.contextmanager

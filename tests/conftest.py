@@ -54,6 +54,47 @@ def figure_cells_without_image(notebook_paths) -> tuple[int, list[str]]:
     return checked, bad
 
 
+FROZEN_BAR = r"(?<![\d.])0%\|[^|\n]*\|\s*0/([1-9]\d*)"  # "desc:   0%|          | 0/60": a bar at its first state
+
+
+def _visible_lines(text: str) -> list[str]:
+    """What a front end shows of a stream: per line, the text after its last carriage return."""
+    return [next((seg for seg in reversed(line.split("\r")) if seg), "") for line in text.split("\n")]
+
+
+def progress_bars(notebook_paths) -> tuple[list[str], list[str]]:
+    """(every progress bar's visible state, the ones frozen at 0% of a non-empty total) over executed notebooks.
+
+    Consecutive stream outputs of one name are joined and their carriage returns applied, as JupyterLab does;
+    a display output shows its text/plain when its widget's model is gone (a saved notebook)."""
+    import re
+
+    import nbformat
+
+    shown, frozen = [], []
+    for path in notebook_paths:
+        nb = nbformat.read(str(path), as_version=4)
+        for i, cell in enumerate(nb.cells):
+            texts, stream, name = [], "", None
+            for o in cell.get("outputs", []):
+                if o.get("output_type") == "stream" and o.get("name") == name:
+                    stream += o.get("text", "")
+                    continue
+                texts.append(stream)
+                stream, name = "", None
+                if o.get("output_type") == "stream":
+                    stream, name = o.get("text", ""), o.get("name")
+                else:
+                    texts.append(str(o.get("data", {}).get("text/plain", "")))
+            texts.append(stream)
+            for line in (ln for t in texts for ln in _visible_lines(t)):
+                if re.search(r"\d+%\|", line):
+                    shown.append(line.strip())
+                    if re.search(FROZEN_BAR, line):
+                        frozen.append(f"{path.parent.name} cell {i}: {line.strip()[:120]}")
+    return shown, frozen
+
+
 def _free_port() -> int:
     import socket
 

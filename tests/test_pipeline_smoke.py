@@ -125,6 +125,15 @@ def test_every_figure_cell_shows_an_image(smoke_run):
     assert not bad and checked >= 14
 
 
+def test_saved_progress_bars_show_where_their_loop_ended(smoke_run):
+    """A headless run saves text bars at their last state; none is a widget frozen at 0% (issue 25)."""
+    from conftest import progress_bars
+
+    shown, frozen = progress_bars([smoke_run["run"] / s / "notebook.ipynb" for s in get_pipeline("autoif").order])
+    assert not frozen, frozen
+    assert any("100%|" in line for line in shown)  # the generation bars are there, at their end
+
+
 def test_changing_00_reruns_exactly_00(smoke_run, root):
     res = run_recipe(root / "params" / "autoif" / "smoke.yaml", outputs=str(smoke_run["out"]), progress=False,
                      echo=lambda *_: None, overrides={"stages": {"00_environment": {"n_prompts": 1}}})

@@ -72,6 +72,15 @@ def test_every_figure_cell_shows_an_image(spar_run):
     assert not bad and checked >= 10
 
 
+def test_saved_progress_bars_show_where_their_loop_ended(spar_run):
+    """A headless run saves text bars at their last state; none is a widget frozen at 0% (issue 25)."""
+    from conftest import progress_bars
+
+    shown, frozen = progress_bars([spar_run["run"] / s / "notebook.ipynb" for s, st in spar_run["res"].items() if st == "ran"])
+    assert not frozen, frozen
+    assert any("100%|" in line for line in shown)  # the generation bars are there, at their end
+
+
 def test_second_run_skips_everything(spar_run):
     t0 = time.time()
     res = run_recipe(spar_run["root"] / "params" / "spar" / "smoke.yaml", outputs=str(spar_run["out"]),

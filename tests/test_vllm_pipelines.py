@@ -60,6 +60,11 @@ def test_autoif_smoke_runs_every_stage_on_vllm(autoif_vllm):
     m11 = io.read_json(run / "11_evaluate" / "metrics.json")
     assert set(m11["checkpoints"]) == {"base", "dpo"} and m11["checkpoints"]["dpo"].endswith("/model")
     assert len({g["model"] for g in m11["generation"]}) == 2
+    from conftest import progress_bars
+
+    # an engine start prints before its stage's bar, not into the middle of it: every bar ends at 100%
+    shown, frozen = progress_bars([run / s / "notebook.ipynb" for s in autoif_vllm["res"]])
+    assert not frozen and any("100%|" in line for line in shown), frozen
     nb = (run / "11_evaluate" / "notebook.ipynb").read_text()
     assert f"released the vllm model {m11['checkpoints']['base']} before using {m11['checkpoints']['dpo']}" in nb
 

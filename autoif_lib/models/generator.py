@@ -109,10 +109,12 @@ class Generator:
         if todo:
             from ..progress import bar as progress_bar
 
+            # Load first (an engine start, counted apart from generating): what loading prints comes before
+            # the bar, not in the middle of its line.
+            backend = self.backend
             n_todo = sum(len(b) for b in todo)
             bar = progress_bar(n_todo, desc, unit="gen", disable=not self.progress)
             try:
-                backend = self.backend  # loading (an engine start) is counted apart from generating
                 for batch in todo:
                     t0 = time.perf_counter()
                     over = getattr(backend, "stats", {}).get("over_context", 0)
