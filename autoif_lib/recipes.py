@@ -325,6 +325,14 @@ def _where_of(stage: str, own: Mapping[str, Any], common: Mapping[str, Any]):
     return lambda key: f"common.{key}" if key in common and key not in own else f"stages.{stage}.{key}"
 
 
+def _batch_line(params) -> dict:
+    """A training stage's batch as it will train: per-device x accumulation x world = global."""
+    if not hasattr(params, "batch_plan"):
+        return {}
+    b = params.batch_plan()
+    return {"batch": f"per-device {b['per_device']} x accumulation {b['accumulation']} x world {b['world']} = {b['global']}"}
+
+
 def show(recipe: Recipe) -> str:
     """The fully resolved recipe as YAML: every stage's every value, defaults included."""
     import yaml
@@ -332,6 +340,7 @@ def show(recipe: Recipe) -> str:
     doc = {"pipeline": recipe.pipeline_name, "experiment": recipe.experiment, "seed": recipe.seed,
            "outputs": str(recipe.outputs), "description": recipe.description,
            "composed_from": list(recipe.chain), "run_id": recipe.run_id,
-           "stages": {name: {"key": key, **{k: v for k, v in recipe.stage_params(name).items() if k not in RUNNER_KEYS}}
+           "stages": {name: {"key": key, **_batch_line(recipe.stages[name]),
+                             **{k: v for k, v in recipe.stage_params(name).items() if k not in RUNNER_KEYS}}
                       for name, key in recipe.stage_keys.items()}}
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=110)

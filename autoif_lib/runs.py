@@ -5,7 +5,7 @@ Layout under the outputs root (``outputs/``)::
     store/<pipeline>/<stage>/<key>/    one stage output: data, metrics.json, manifest.json, notebook.ipynb
     <experiment>/<run_id>/recipe.json  a run: its resolved recipe and the key of every stage
     <experiment>/<run_id>/<stage>      a link to that stage's store folder (browse a run as before)
-    cache/generations.sqlite           every LLM completion
+    cache/generations.sqlite           every LLM completion (cache/nodes/: per-job files under Slurm)
 
 A stage's key hashes its own params, the files they name and its upstreams' keys
 (``recipes.stage_key``), so recipes that agree on a stage and its upstreams share the
@@ -222,8 +222,12 @@ class StageContext:
     # -- models -------------------------------------------------------------------
     @property
     def cache_path(self) -> Path:
-        """One generation cache per outputs root, shared by runs: same request, same answer."""
-        return self.store.parent.parent / "cache" / "generations.sqlite"
+        """One generation cache per outputs root, shared by runs: same request, same answer. Under Slurm a
+        file per job beside it, which a sweep's collect job merges in (``models.cache``: SQLite's WAL does not
+        work across machines on a network filesystem)."""
+        from .models.cache import cache_file
+
+        return cache_file(self.store.parent.parent / "cache")
 
     def generator(self, spec, progress: bool = True):
         """The generator for ``spec``; asking twice for the same spec returns the same one (one model load).

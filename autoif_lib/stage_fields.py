@@ -57,13 +57,60 @@ class TrainFields:
         "literal template, or a tokenizer's hub id / local folder (e.g. meta-llama/Meta-Llama-3-8B-Instruct)")
     use_lora: bool = param(False, "LoRA adapters (merged into the saved checkpoint) instead of full fine-tuning")
     lora: dict = param(_LORA, "peft LoraConfig arguments, used when use_lora")
-    num_gpus: int = param(0, "GPUs per machine. 0 or 1 (and one machine): train inside the kernel; more: accelerate launch with DeepSpeed", min=0)
-    num_machines: int = param(1, "machines in the accelerate launch (multi-node: run the same stage on every node)", min=1)
-    machine_rank: int = param(0, "this machine's rank in a multi-node launch (0: from MACHINE_RANK / SLURM_NODEID if set)", min=0)
-    main_process_ip: str = param("", "multi-node: address of machine 0 (empty: from MASTER_ADDR)")
-    main_process_port: int = param(29500, "multi-node: port on machine 0", min=1, max=65535)
-    deepspeed_config: str = param("params/accelerate/zero3.json", "DeepSpeed config for accelerate launches", path=True)
+    num_gpus: int = param(0, "ranks per machine: its GPUs (on a machine without a GPU: CPU processes on gloo, how the "
+                                "tests run this path). 0 or 1 on one machine: train inside the kernel; more: torchrun", min=0)
+    num_machines: int = param(1, "machines (nodes). More than 1: run the stage once, on the first node of a Slurm "
+                                 "allocation of this many nodes; srun starts the ranks on every node", min=1)
+    main_process_ip: str = param("", "multi-node: rendezvous host (empty: the node the stage runs on)")
+    main_process_port: int = param(29500, "multi-node: rendezvous port", min=1, max=65535)
+    deepspeed_config: str = param("params/accelerate/zero3.json", "DeepSpeed config of multi-process runs (empty: plain DDP)", path=True)
+    global_batch_size: int = param(
+        0, "examples per optimiser step over all ranks (the papers state this); gradient accumulation is derived "
+        "from it, the per-device batch and the world size (num_gpus x num_machines). 0: the TRL dict's values as given", min=0)
+    dist_timeout_minutes: float = param(
+        360.0, "multi-process runs: timeout of every collective (online DPO's rank 0 samples and scores for hours "
+        "while the others wait)", min=1.0)
+    verify_save: bool = param(True, "after saving, compare the checkpoint on disk with the weights in memory "
+                                    "(per-tensor sums; catches a sharded engine saving empty tensors)")
+
+    def world_size(self) -> int:
+        """Ranks of this stage's training: 1 inside the kernel, else GPUs (or CPU processes) x machines."""
+        return max(1, self.num_gpus) * self.num_machines if self.launches() else 1
+
+    def launches(self) -> bool:
+        return self.num_gpus > 1 or self.num_machines > 1
+
+    def trl_key(self) -> str:
+        """The stage's TRL dict (each training stage has one)."""
+        return next(k for k in ("sft", "dpo", "online") if hasattr(self, k))
+
+    def batch_plan(self) -> dict:
+        """per-device batch x accumulation x world = global batch, as this stage will train."""
+        trl = getattr(self, self.trl_key())
+        per = int(trl.get("per_device_train_batch_size", 8))
+        world = self.world_size()
+        if self.global_batch_size:
+            acc = self.global_batch_size // (per * world)
+        else:
+            acc = int(trl.get("gradient_accumulation_steps", 1))
+        return {"per_device": per, "accumulation": acc, "world": world, "global": per * acc * world}
+
+    def trl_args(self) -> dict:
+        """The TRL dict with the gradient accumulation that gives ``global_batch_size`` on this world size."""
+        trl = dict(getattr(self, self.trl_key()))
+        if self.global_batch_size:
+            trl["gradient_accumulation_steps"] = self.batch_plan()["accumulation"]
+        return trl
 
     def _check_launch(self):
-        if self.machine_rank >= self.num_machines:
-            raise ValueError(f"machine_rank: must be < num_machines ({self.num_machines}), got {self.machine_rank}")
+        if self.global_batch_size:
+            key = self.trl_key()
+            trl = getattr(self, key)
+            per, world = int(trl.get("per_device_train_batch_size", 8)), self.world_size()
+            if "gradient_accumulation_steps" in trl:
+                raise ValueError(f"{key}.gradient_accumulation_steps: derived from global_batch_size "
+                                 f"({self.global_batch_size}); set one of the two")
+            if self.global_batch_size % (per * world):
+                raise ValueError(f"global_batch_size: {self.global_batch_size} is not a multiple of "
+                                 f"per_device_train_batch_size {per} x {world} ranks "
+                                 f"(num_gpus {self.num_gpus} x num_machines {self.num_machines})")

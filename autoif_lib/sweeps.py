@@ -13,7 +13,7 @@ grid, seeds, and the metrics to collect; every variant x seed is a *cell* that r
       spar: {recipe: ../spar/smoke.yaml}             # a variant may change the base recipe
     grid:                               # a product over dotted keys, applied to every variant
       stages.06_verify_score.pass_threshold: [0.3, 0.5, 0.8]
-    slurm: {partition: gpu, gpus: 8, time: "24:00:00"}   # for `autoif sweep --slurm`
+    slurm: {partition: gpu, gpus: 8, time: "24:00:00"}   # for `autoif sweep --slurm` (slurm_scripts)
 
 Cells run through the same runner as ``autoif run``, so cells share every stage output they have in
 common (outputs are addressed by their inputs), and a cell resumes stage by stage. Each finished cell
@@ -21,6 +21,11 @@ writes ``<outputs>/sweeps/<sweep>/cells/<cell>.json`` (status, rows, run folder)
 results table ``results.csv`` is rebuilt from those files after each cell, in expansion order: a killed
 sweep run again skips finished cells and ends with the same table. A failing cell is recorded (its error
 and log) and the rest go on.
+
+On Slurm (``--slurm [--submit]``) the stages every cell shares run once in a prefix job, the cells run as
+a job array after it (``afterok``) and a small CPU job collects after the array (``afterany``). A cell
+that needs more than one node, or more GPUs than its array task or ``--jobs`` slot gets, is refused
+before anything is written or started (``check_placement``).
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ from .recipes import Recipe, _load_yaml, load_recipe, merge, repo_root
 
 _TOP = {"sweep", "description", "recipe", "seeds", "metrics", "baseline", "variants", "grid", "stages",
         "outputs", "slurm"}
-_SLURM_KEYS = {"partition", "gpus", "cpus", "mem", "time", "account", "qos", "max_parallel", "setup", "extra"}
+_SLURM_KEYS = {"partition", "gpus", "cpus", "mem", "time", "account", "qos", "max_parallel", "setup", "extra",
+               "collect_partition", "collect_cpus", "collect_mem", "collect_time"}
 
 
 @dataclass(frozen=True)
@@ -415,6 +421,8 @@ def run_sweep(sw: Sweep, outputs: str | None = None, echo: Callable = print, pro
     """Run every cell not yet done (one at a time, or ``jobs`` at once as subprocesses, each with its own GPU
     set); rebuild the results table after each; return {"ran", "skipped", "failed", "seconds", "results"}."""
     outputs = outputs or sw.outputs
+    if jobs > 1:  # every cell on this node with its GPU share: refuse what cannot fit before anything starts
+        check_placement(sw, gpus_per_job, f"--jobs {jobs} --gpus-per-job {gpus_per_job}")
     sweep_dir = sw.dir(outputs)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -559,70 +567,261 @@ def draw_figures(sw: Sweep, results_path: Path, echo: Callable = print) -> list[
 
 
 # ---------------------------------------------------------------------------
-# Slurm: one array task per cell, plus a collect job after them
+# where cells run: what one node (a Slurm array task, a --jobs slot) can hold
 # ---------------------------------------------------------------------------
+
+def _selected_stages(sw: Sweep, recipe: Recipe) -> list[str]:
+    """The stages a cell runs: the sweep's ``stages`` selection, switched-off stages left out."""
+    from .runner import select_stages
+
+    pipe = recipe.pipeline
+    return [s for s in select_stages(sw.stages, pipe.order) if pipe.stage(s).is_enabled(recipe.stages[s])]
+
+
+def placement_needs(sw: Sweep, recipe: Recipe) -> list[tuple[str, str, int]]:
+    """What a cell asks of its node, per setting: (key path, what, count) with what ``machines`` (a training
+    stage's ``num_machines``) or ``gpus...`` (a training stage's ``num_gpus``; a vLLM model's
+    ``tensor_parallel_size x data_parallel_size``). Only the stages the sweep runs count."""
+    import dataclasses
+
+    from .models.spec import ModelSpec
+
+    out = []
+    for s in _selected_stages(sw, recipe):
+        p = recipe.stages[s]
+        if getattr(p, "num_machines", 1) > 1:
+            out.append((f"stages.{s}.num_machines", "machines", p.num_machines))
+        if getattr(p, "num_gpus", 0) > 0:
+            out.append((f"stages.{s}.num_gpus", "gpus", p.num_gpus))
+        for f in dataclasses.fields(p):
+            v = getattr(p, f.name)
+            if isinstance(v, ModelSpec) and v.backend == "vllm":
+                out.append((f"stages.{s}.{f.name}", f"gpus: vLLM tensor_parallel_size {v.tensor_parallel_size} x "
+                            f"data_parallel_size {v.data_parallel_size}", v.tensor_parallel_size * v.data_parallel_size))
+    return out
+
+
+def check_placement(sw: Sweep, gpus_per_cell: int, how: str) -> None:
+    """Refuse, before anything runs, a sweep whose cells cannot run where ``how`` puts them: on one node each
+    (no ``num_machines`` > 1) with ``gpus_per_cell`` GPUs (0: not partitioned, GPUs are not checked)."""
+    for c in sw.cells:
+        r = c.load()
+        for where, what, n in placement_needs(sw, r):
+            if what == "machines":
+                raise ParamsError(
+                    f"{sw.path}: cell {c.id!r}: {where} is {n}, but {how} runs each cell on one node "
+                    "(the job scripts ask for --nodes=1); run a multi-node recipe with `autoif run` in an "
+                    f"allocation of {n} nodes, or set num_machines: 1")
+            if gpus_per_cell > 0 and n > gpus_per_cell:
+                detail = what.partition(": ")[2] or "training ranks on the node"
+                raise ParamsError(
+                    f"{sw.path}: cell {c.id!r}: {where} needs {n} GPUs ({detail}), but {how} gives each cell "
+                    f"{gpus_per_cell}; give each cell {n} GPUs or lower the setting")
+
+
+# ---------------------------------------------------------------------------
+# Slurm: the stages every cell shares once, one array task per cell, then a collect job
+# ---------------------------------------------------------------------------
+
+SLURM_DEFAULTS = {"cpus": 16, "mem": "0", "time": "24:00:00", "gpus": 8, "max_parallel": 0, "setup": None,
+                  "extra": [], "collect_cpus": 2, "collect_mem": "8G", "collect_time": "1:00:00"}
+
+
+def shared_stages(sw: Sweep) -> list[str]:
+    """The stages every cell runs with the same key (the same output folder), in pipeline order: what the
+    prefix job builds once. Empty for one cell, for cells of different pipelines, or when none agree."""
+    if len(sw.cells) < 2:
+        return []
+    recipes = [c.load() for c in sw.cells]
+    if len({r.pipeline_name for r in recipes}) != 1:
+        return []
+    keys = [r.stage_keys for r in recipes]
+    runs = [set(_selected_stages(sw, r)) for r in recipes]
+    return [s for s in recipes[0].pipeline.order
+            if all(s in ran for ran in runs) and all(k[s] == keys[0][s] for k in keys)]
+
+
+def run_prefix(sw: Sweep, outputs: str | None = None, echo: Callable = print, progress: bool = False,
+               run: Callable | None = None) -> dict:
+    """Build the stages every cell shares (:func:`shared_stages`) once, through the first cell's recipe:
+    the Slurm prefix job, so array tasks never hold their GPUs waiting on another task's stage lock."""
+    from .runner import run_recipe
+
+    run = run or run_recipe
+    outputs = outputs or sw.outputs
+    shared = shared_stages(sw)
+    if not shared:
+        echo(f"sweep {sw.name}: no stage is shared by every cell; nothing to build first")
+        return {}
+    c = sw.cells[0]
+    echo(f"sweep {sw.name}: building the stages every cell shares ({', '.join(shared)}) through {c.id}")
+    return run(c.recipe_path, stages=",".join(s[:2] for s in shared), outputs=outputs, progress=progress,
+               echo=echo, overrides=dict(c.overrides))
+
+
+def default_setup(executable: str | None = None, prefix: str | None = None, base_prefix: str | None = None,
+                  env: Mapping[str, str] | None = None) -> list[str]:
+    """Shell lines that put a job in the Python environment that wrote its script: ``source .../activate``
+    for a virtualenv, ``conda activate <prefix>`` for a conda environment, and in any case the interpreter's
+    folder first on PATH (so ``accelerate``, ``jupyter`` and the kernel resolve to this environment)."""
+    import shlex
+
+    executable = os.path.abspath(executable or sys.executable)  # not resolved: a venv's python is a link
+    prefix = prefix or sys.prefix
+    base_prefix = base_prefix or sys.base_prefix
+    env = os.environ if env is None else env
+    lines = []
+    activate = Path(prefix) / "bin" / "activate"
+    if prefix != base_prefix and activate.exists():
+        lines.append(f"source {shlex.quote(str(activate))}")
+    elif (Path(prefix) / "conda-meta").is_dir():
+        conda = env.get("CONDA_EXE") or "conda"
+        lines += [f'eval "$({shlex.quote(conda)} shell.bash hook)"', f"conda activate {shlex.quote(str(prefix))}"]
+    lines.append(f"export PATH={shlex.quote(os.path.dirname(executable))}:$PATH")
+    return lines
+
+
+def slurm_config(sw: Sweep, overrides: Mapping[str, Any] | None = None) -> dict:
+    """The sweep file's ``slurm`` block over the defaults, then the command line's values (None: not given)."""
+    cfg = dict(SLURM_DEFAULTS)
+    cfg.update(sw.slurm)
+    cfg.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return cfg
+
 
 def slurm_scripts(sw: Sweep, outputs: str | None = None, python: str | None = None,
                   overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
     """The job definitions, as text: ``cells.txt`` (one cell id per line; task i runs line i+1),
-    ``array.sbatch`` (the job array) and ``collect.sbatch`` (rebuilds table and figures afterwards)."""
-    cfg = {"cpus": 16, "mem": "0", "time": "24:00:00", "gpus": 8, "max_parallel": 0, "setup": "", "extra": []}
-    cfg.update(sw.slurm)
-    cfg.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    ``prefix.sbatch`` (the stages every cell shares, once; only when some are), ``array.sbatch`` (the job
+    array, after the prefix job) and ``collect.sbatch`` (a small CPU job: merges the per-job generation
+    caches, rebuilds table and figures). Refuses cells one node cannot run (:func:`check_placement`)."""
+    import shlex
+
+    cfg = slurm_config(sw, overrides)
+    gpus = int(cfg["gpus"])
+    check_placement(sw, gpus, f"--slurm ({gpus} GPUs per array task)")
     root = repo_root()
     sweep_dir = sw.dir(outputs)
     slurm_dir = sweep_dir / "slurm"
     py = python or sys.executable
-    out_flag = f" --outputs {outputs}" if outputs else ""
+    out_flag = f" --outputs {shlex.quote(str(outputs))}" if outputs else ""
+    sweep_file = shlex.quote(str(sw.path.resolve()))
     n = len(sw.cells)
     array = f"0-{n - 1}" + (f"%{cfg['max_parallel']}" if cfg["max_parallel"] else "")
+    shared = shared_stages(sw)
 
-    def header(job: str, log: str, gpus: int) -> list[str]:
+    def header(job: str, log: str, cpus, mem, time_, gpus: int, partition) -> list[str]:
         lines = ["#!/bin/bash", f"#SBATCH --job-name={job}", f"#SBATCH --output={slurm_dir}/logs/{log}",
-                 f"#SBATCH --cpus-per-task={cfg['cpus']}", f"#SBATCH --time={cfg['time']}",
-                 f"#SBATCH --mem={cfg['mem']}", "#SBATCH --nodes=1", "#SBATCH --ntasks=1"]
+                 f"#SBATCH --cpus-per-task={cpus}", f"#SBATCH --time={time_}", f"#SBATCH --mem={mem}",
+                 "#SBATCH --nodes=1", "#SBATCH --ntasks=1"]
         if gpus:
             lines.append(f"#SBATCH --gpus-per-node={gpus}")
-        for k in ("partition", "account", "qos"):
+        if partition:
+            lines.append(f"#SBATCH --partition={partition}")
+        for k in ("account", "qos"):
             if cfg.get(k):
                 lines.append(f"#SBATCH --{k}={cfg[k]}")
         lines += [f"#SBATCH {x}" for x in (cfg["extra"] if isinstance(cfg["extra"], list) else [cfg["extra"]]) if x]
         return lines
 
-    setup = [cfg["setup"]] if cfg["setup"] else []
-    array_sh = header(f"autoif-{sw.name}", "%A_%a.out", int(cfg["gpus"])) + [
-        f"#SBATCH --array={array}", "set -euo pipefail", f"cd {root}", *setup,
-        # each task is one cell; cells that share a stage wait on its lock, so it is built once
+    setup = cfg["setup"]
+    if setup is None:
+        setup = default_setup()
+    elif isinstance(setup, str):
+        setup = [setup] if setup.strip() else []
+    else:
+        setup = [str(x) for x in setup]
+    # activation scripts (conda's, environment modules) may read unset variables: -u only around the rest
+    start = ["set -euo pipefail", f"cd {shlex.quote(str(root))}"] + (["set +u", *setup, "set -u"] if setup else [])
+    big = dict(cpus=cfg["cpus"], mem=cfg["mem"], time_=cfg["time"], gpus=gpus, partition=cfg.get("partition"))
+    files = {"cells.txt": "".join(c.id + "\n" for c in sw.cells)}
+    if shared:
+        files["prefix.sbatch"] = "\n".join(header(f"autoif-{sw.name}-prefix", "prefix_%j.out", **big) + [
+            f"# the stages every cell shares, built once: {', '.join(shared)}", *start,
+            f"exec {py} -m autoif_lib.cli sweep {sweep_file} --prefix --no-progress{out_flag}", ""])
+    files["array.sbatch"] = "\n".join(header(f"autoif-{sw.name}", "%A_%a.out", **big) + [
+        f"#SBATCH --array={array}", *(["#SBATCH --kill-on-invalid-dep=yes"] if shared else []), *start,
+        # each task is one cell; what cells share is built by the prefix job before they start
         f'CELL=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {slurm_dir}/cells.txt)',
-        f'exec {py} -m autoif_lib.cli sweep {sw.path.resolve()} --cell "$CELL" --no-figures --no-progress{out_flag}', ""]
-    collect_sh = header(f"autoif-{sw.name}-collect", "collect_%j.out", 0) + [
-        "set -euo pipefail", f"cd {root}", *setup,
-        f"exec {py} -m autoif_lib.cli sweep {sw.path.resolve()} --collect{out_flag}", ""]
-    return {"cells.txt": "".join(c.id + "\n" for c in sw.cells), "array.sbatch": "\n".join(array_sh),
-            "collect.sbatch": "\n".join(collect_sh)}
+        f'exec {py} -m autoif_lib.cli sweep {sweep_file} --cell "$CELL" --no-figures --no-progress{out_flag}', ""])
+    files["collect.sbatch"] = "\n".join(header(
+        f"autoif-{sw.name}-collect", "collect_%j.out", cfg["collect_cpus"], cfg["collect_mem"], cfg["collect_time"],
+        0, cfg.get("collect_partition") or cfg.get("partition")) + [
+        *start, f"exec {py} -m autoif_lib.cli sweep {sweep_file} --collect{out_flag}", ""])
+    return files
+
+
+class SubmitError(RuntimeError):
+    pass
+
+
+def _sbatch(args: list[str]) -> str:
+    proc = subprocess.run(["sbatch", "--parsable", *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SubmitError(f"sbatch {' '.join(args)} failed (exit {proc.returncode}): "
+                          f"{(proc.stderr or proc.stdout).strip()}")
+    return proc.stdout.strip().split(";")[0]
 
 
 def write_slurm(sw: Sweep, outputs: str | None = None, submit: bool = False, echo: Callable = print,
-                **overrides) -> dict:
+                python: str | None = None, **overrides) -> dict:
+    """Write the job scripts; with ``submit``, submit them chained: prefix, then the array
+    (``afterok``: a failed prefix cancels it), then collect (``afterany`` on the array)."""
     slurm_dir = sw.dir(outputs) / "slurm"
+    files = slurm_scripts(sw, outputs, python=python, overrides=overrides)
     (slurm_dir / "logs").mkdir(parents=True, exist_ok=True)
-    files = slurm_scripts(sw, outputs, overrides=overrides)
     for name, text in files.items():
         io.atomic_write_text(slurm_dir / name, text)
-    cmds = [f"sbatch --parsable {slurm_dir / 'array.sbatch'}",
-            f"sbatch --dependency=afterany:$ARRAY_ID {slurm_dir / 'collect.sbatch'}"]
-    echo(f"wrote {slurm_dir}/{{cells.txt,array.sbatch,collect.sbatch}} ({len(sw.cells)} array tasks)")
+    prefix = "prefix.sbatch" in files
+    if not prefix and (slurm_dir / "prefix.sbatch").exists():
+        (slurm_dir / "prefix.sbatch").unlink()  # from an earlier version of the sweep
+    shared = shared_stages(sw) if prefix else []
+    cmds = ([f"PREFIX_ID=$(sbatch --parsable {slurm_dir / 'prefix.sbatch'})"] if prefix else []) + [
+        "ARRAY_ID=$(sbatch --parsable " + ("--dependency=afterok:$PREFIX_ID " if prefix else "")
+        + f"{slurm_dir / 'array.sbatch'})",
+        f"sbatch --dependency=afterany:$ARRAY_ID {slurm_dir / 'collect.sbatch'}"]
+    echo(f"wrote {slurm_dir}/{{{','.join(files)}}} ({len(sw.cells)} array tasks"
+         + (f"; shared stages built first: {', '.join(shared)}" if prefix else "; no stage shared by every cell")
+         + ")")
     if not submit:
-        echo("submit with:\n  ARRAY_ID=$(" + cmds[0] + ")\n  " + cmds[1])
-        return {"dir": str(slurm_dir), "submitted": False}
+        echo("submit with:\n  " + "\n  ".join(cmds))
+        return {"dir": str(slurm_dir), "submitted": False, "shared": shared}
     import shutil
 
     if not shutil.which("sbatch"):
         raise ParamsError("--submit: no `sbatch` on PATH (not a Slurm login node?); the scripts are written")
-    array_id = subprocess.run(["sbatch", "--parsable", str(slurm_dir / "array.sbatch")], check=True,
-                              capture_output=True, text=True).stdout.strip().split(";")[0]
-    collect_id = subprocess.run(["sbatch", "--parsable", f"--dependency=afterany:{array_id}",
-                                 str(slurm_dir / "collect.sbatch")], check=True, capture_output=True,
-                                text=True).stdout.strip().split(";")[0]
-    echo(f"submitted array job {array_id} and collect job {collect_id}")
-    return {"dir": str(slurm_dir), "submitted": True, "array_job": array_id, "collect_job": collect_id}
+    info: dict[str, Any] = {"dir": str(slurm_dir), "submitted": True, "shared": shared, "prefix_job": None}
+    dep = []
+    if prefix:
+        info["prefix_job"] = _sbatch([str(slurm_dir / "prefix.sbatch")])
+        dep = [f"--dependency=afterok:{info['prefix_job']}"]
+    try:
+        info["array_job"] = _sbatch(dep + [str(slurm_dir / "array.sbatch")])
+    except SubmitError as e:
+        if info["prefix_job"]:  # nothing would wait for it
+            subprocess.run(["scancel", info["prefix_job"]], capture_output=True)
+            raise SubmitError(f"{e}; cancelled the prefix job {info['prefix_job']}") from None
+        raise
+    info["collect_job"] = _sbatch([f"--dependency=afterany:{info['array_job']}", str(slurm_dir / "collect.sbatch")])
+    echo(("submitted prefix job " + info["prefix_job"] + ", then " if prefix else "submitted ")
+         + f"array job {info['array_job']} ({len(sw.cells)} tasks) and collect job {info['collect_job']}")
+    return info
+
+
+def collect(sw: Sweep, outputs: str | None = None, echo: Callable = print, figures: bool = True) -> Path:
+    """The collect job: merge the per-job generation caches of the cells' outputs roots into their main
+    caches, re-read every finished cell's rows, rebuild ``results.csv`` (and the figures)."""
+    from .models.cache import merge_node_caches
+
+    outputs = outputs or sw.outputs
+    for root in sorted({str(c.load(outputs).outputs) for c in sw.cells}):
+        m = merge_node_caches(Path(root) / "cache")
+        if m["files"]:
+            echo(f"generation cache {root}/cache: merged {m['files']} per-job file(s), {m['added']} new "
+                 f"completion(s), {m['rows']} in all")
+    echo(f"re-read {recollect(sw, outputs, echo=echo)} finished cell(s) from their run folders")
+    path = write_results(sw, outputs)
+    if figures:
+        draw_figures(sw, path, echo=echo)
+    echo(f"results: {path}")
+    return path

@@ -1,11 +1,15 @@
-"""Training: SFT, offline DPO and online DPO with TRL, in-process or under ``accelerate launch``.
+"""Training: SFT, offline DPO and online DPO with TRL, in-process or over several ranks.
 
 One entry point serves both: the notebooks build a :class:`TrainJob` and either
-call :func:`run_job` in the kernel (CPU, one GPU) or write it to ``job.json``
-and run :func:`launch_command` (several GPUs, DeepSpeed ZeRO-3)::
+call :func:`run_job` in the kernel (CPU, one GPU) or write it to ``job.json`` and
+start one process per rank (several GPUs, or CPU processes on gloo; DeepSpeed ZeRO-3
+by default; see :mod:`autoif_lib.distributed`)::
 
-    accelerate launch --num_processes 8 --use_deepspeed --deepspeed_config_file params/accelerate/zero3.json \\
+    python -m torch.distributed.run --standalone --nnodes 1 --nproc_per_node 8 \\
         -m autoif_lib.train outputs/store/autoif/08_sft/<key>/job.json
+
+Every rank saves through the trainer (ZeRO-3 gathers the 16-bit weights on save), and
+the checkpoint on disk is compared with the weights in memory before the stage goes on.
 
 TRL settings pass straight through: ``trl_args`` holds ``SFTConfig``/``DPOConfig``/
 ``OnlineDPOConfig`` keyword arguments with TRL's own field names.
@@ -32,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from . import io, scoring
+from . import distributed, io, scoring
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
@@ -62,6 +66,10 @@ class TrainJob:
     cache_path: str | None = None
     probe_file: str = ""  # JSONL: prompt/instruction_id/verifiers/split, scored greedily before and after each iteration
     probe_max_new_tokens: int = 96
+    # several ranks
+    deepspeed_config: str = ""  # ZeRO config file for multi-process runs ("" : plain DDP)
+    dist_timeout_s: float = 6 * 3600.0  # every collective's timeout; rank 0's sampling waits are polled, not collective
+    verify_save: bool = True  # compare the saved checkpoint with the in-memory weights
 
     def save(self, path: str | Path) -> Path:
         return io.write_json(path, dataclasses.asdict(self))
@@ -72,42 +80,26 @@ class TrainJob:
 
 
 # ---------------------------------------------------------------------------
-# multi-GPU launch (the command is built here and checked by tests; run by the notebook)
-# ---------------------------------------------------------------------------
-
-def launch_command(job_path: str | Path, num_gpus: int, deepspeed_config: str | Path,
-                   mixed_precision: str = "bf16", python: str | None = None, num_machines: int = 1,
-                   machine_rank: int = 0, main_process_ip: str = "", main_process_port: int = 29500) -> list[str]:
-    """``accelerate launch`` over ``num_gpus`` processes per machine with a DeepSpeed config file.
-
-    Several machines: the same command runs on every node with its own ``machine_rank``;
-    ``--num_processes`` is the total over all machines, as accelerate expects."""
-    exe = Path(python or sys.executable).parent / "accelerate"
-    cmd = [str(exe), "launch", "--num_processes", str(num_gpus * num_machines), "--num_machines", str(num_machines)]
-    if num_machines > 1:
-        env = os.environ
-        rank = machine_rank or int(env.get("MACHINE_RANK") or env.get("SLURM_NODEID") or 0)
-        ip = main_process_ip or env.get("MASTER_ADDR", "")
-        if not ip:
-            raise ValueError("a multi-node launch needs main_process_ip in the recipe or MASTER_ADDR in the environment")
-        cmd += ["--machine_rank", str(rank), "--main_process_ip", ip, "--main_process_port", str(main_process_port)]
-    return cmd + ["--mixed_precision", mixed_precision, "--use_deepspeed", "--deepspeed_config_file",
-                  str(deepspeed_config), "-m", "autoif_lib.train", str(job_path)]
-
-
-# ---------------------------------------------------------------------------
 # building blocks
 # ---------------------------------------------------------------------------
 
-def _device_defaults(trl_args: dict) -> dict:
-    """CPU-safe defaults, overridable by the recipe: no reports, bf16 only where it is fast."""
+def _device_defaults(trl_args: dict, job: TrainJob | None = None) -> dict:
+    """CPU-safe defaults, overridable by the recipe: no reports, bf16 only where it is fast. Several ranks:
+    the process group formed by :func:`distributed.init` (its timeout) and the job's DeepSpeed config."""
     import torch
 
     from .models.backends import cpu_supports_bf16
 
     out = {"report_to": "none", "logging_steps": 1, "save_strategy": "no", **trl_args}
+    sharded = bool(job and job.deepspeed_config)  # set for launched jobs only (job_for_stage)
+    if sharded:
+        out["deepspeed"] = job.deepspeed_config
+    if distributed.world_size() > 1:
+        out["accelerator_config"] = {"use_configured_state": True}
+        out.setdefault("ddp_timeout", int(job.dist_timeout_s) if job else 21600)
     if not torch.cuda.is_available():
-        out.setdefault("use_cpu", True)
+        if not sharded:  # DeepSpeed on CPU ranks runs with use_cpu off (accelerate's CPU mode is DDP only)
+            out.setdefault("use_cpu", True)
         if out.get("bf16", True) and not cpu_supports_bf16():
             out["bf16"] = False
         # Checkpointing recomputes activations and disables the KV cache during on-policy
@@ -124,17 +116,129 @@ def _lora(lora: dict | None):
     return LoraConfig(task_type="CAUSAL_LM", **lora)
 
 
-def _save_final(trainer, out: Path, merged_from_lora: bool) -> Path:
-    """Save a plain checkpoint (LoRA merged) with its tokenizer: every later stage can load it."""
+def _save_final(trainer, out: Path, job: TrainJob) -> tuple[Path, dict | None]:
+    """Save a plain checkpoint (LoRA merged) with its tokenizer: every later stage can load it.
+
+    Every rank calls the trainer's save: under ZeRO-3 the parameters are sharded (each rank holds a slice,
+    the module's tensors are empty), and the trainer gathers the 16-bit weights for rank 0 to write. The
+    copy on disk is then checked against the weights in memory (``verify_save``)."""
     final = out / "model"
-    model = trainer.model
-    if merged_from_lora and hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    if trainer.accelerator.is_main_process:
-        model.save_pretrained(final)
+    stats = weight_stats(trainer.model) if job.verify_save and not job.lora else None  # collective when sharded
+    if job.lora:
+        adapter = out / "adapter"
+        trainer.save_model(str(adapter))
+        distributed.barrier()
+        if distributed.is_main():  # merged in a fresh process: no ZeRO context, nothing sharded
+            import subprocess
+
+            subprocess.run([sys.executable, "-m", "autoif_lib.train", "--merge-lora", job.model, str(adapter),
+                            str(final)], check=True)
+    else:
+        trainer.save_model(str(final))
+    if distributed.is_main():
         trainer.processing_class.save_pretrained(final)
-    trainer.accelerator.wait_for_everyone()
-    return final
+        if stats is not None:
+            io.write_json(out / "weight_stats.json", stats)  # the in-memory weights the checkpoint was checked against
+            verify_saved(stats, final)
+    distributed.barrier()
+    return final, stats
+
+
+def merge_lora(base: str, adapter: str | Path, final: str | Path) -> Path:
+    """Base weights + a saved LoRA adapter -> a plain checkpoint (fp32, as TRL trained it)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from .models.backends import resolve_model_path
+
+    model = AutoModelForCausalLM.from_pretrained(resolve_model_path(base), dtype=torch.float32)
+    PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().save_pretrained(final)
+    return Path(final)
+
+
+def is_sharded(model) -> bool:
+    """ZeRO-3 partitions parameters: each keeps this rank's slice as ``ds_tensor``."""
+    return any(hasattr(p, "ds_tensor") for p in model.parameters())
+
+
+def weight_stats(model) -> dict[str, list[float]]:
+    """Per parameter: [sum, sum of |x|, sum of x^2] over the full tensor, in float64. Under ZeRO-3 each rank
+    holds a zero-padded slice (``ds_tensor``); the slices' sums add up over the ranks to the full tensor's."""
+    import torch
+
+    names, rows, sharded = [], [], False
+    for name, p in model.named_parameters():
+        t = getattr(p, "ds_tensor", None)
+        sharded |= t is not None
+        x = (t if t is not None else p.data).detach().double()
+        names.append(name)
+        rows.append(torch.stack([x.sum(), x.abs().sum(), x.square().sum()]))
+    v = torch.stack(rows)
+    if sharded and distributed.world_size() > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(v)
+    return {n: [float(a) for a in r] for n, r in zip(names, v.cpu().tolist())}
+
+
+def file_weight_stats(folder: str | Path) -> dict[str, list[float]]:
+    """The same statistics read from a saved checkpoint's safetensors files (tensor by tensor)."""
+    from safetensors import safe_open
+
+    out = {}
+    for f in sorted(Path(folder).glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as st:
+            for k in st.keys():
+                x = st.get_tensor(k).double()
+                out[k] = [float(x.sum()), float(x.abs().sum()), float(x.square().sum())]
+    return out
+
+
+class SaveMismatch(RuntimeError):
+    pass
+
+
+def verify_saved(stats: dict[str, list[float]], folder: str | Path, rel: float = 1e-6) -> None:
+    """Every trained tensor is on disk with the same sums as in memory. Both sides sum in float64 over values of
+    the same dtype, so only the summation order differs (relative 1e-6 is far above that, far below any real
+    difference); an empty (sharded) tensor or a missing one fails."""
+    disk = file_weight_stats(folder)
+    bad = []
+    for name, mem in stats.items():
+        got = disk.get(name)
+        if got is None:
+            bad.append(f"{name}: not in the checkpoint")
+        elif any(abs(a - b) > rel * max(abs(a), abs(b), 1e-12) + 1e-9 for a, b in zip(mem, got)):
+            bad.append(f"{name}: in memory sum/abs/sq {mem}, on disk {got}")
+    if bad:
+        raise SaveMismatch(f"the checkpoint in {folder} differs from the trained weights ({len(bad)} of {len(stats)} "
+                           "tensors), e.g. " + "; ".join(bad[:3]))
+
+
+def _release(trainer) -> None:
+    """Free the trainer's memory (optimizer, DeepSpeed engine, cached blocks) before a generation engine
+    or the next iteration's trainer needs it."""
+    import gc
+
+    import torch
+
+    try:
+        trainer.accelerator.free_memory()
+    except Exception:  # noqa: BLE001 - best effort: nothing depends on it but memory
+        pass
+    trainer.model = trainer.model_wrapped = trainer.optimizer = trainer.lr_scheduler = None
+    # The ZeRO-3 config stays registered with transformers after training: every later from_pretrained in this
+    # process (rank 0 loading the new policy to sample from it) would build the model under zero.Init, a
+    # collective the other ranks never join, and hang. The next trainer registers its own again.
+    from accelerate.state import AcceleratorState
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
+    AcceleratorState._reset_state(reset_partial_state=False)
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _log_history(trainer) -> list[dict]:
@@ -176,19 +280,28 @@ def _processing_class(job: TrainJob, model: str):
     return tok
 
 
+def _train_save_release(trainer, out: Path, job: TrainJob) -> dict:
+    """Train, save on every rank (verified), free the trainer's memory; the result every training returns."""
+    result = trainer.train()
+    sharded = is_sharded(trainer.model)
+    final, stats = _save_final(trainer, out, job)
+    res = {"final_model": str(final), "train_loss": result.training_loss, "steps": trainer.state.global_step,
+           "log_history": _log_history(trainer), "world_size": distributed.world_size(), "sharded": sharded,
+           "weights_verified": stats is not None}
+    _release(trainer)
+    return res
+
+
 def train_sft(job: TrainJob) -> dict:
     from trl import SFTConfig, SFTTrainer
 
     out = Path(job.output_dir)
     # prompt/completion records: the loss covers the completion (the response) only.
     args = SFTConfig(output_dir=str(out / "checkpoints"), seed=job.seed,
-                     **_device_defaults({"completion_only_loss": True, **job.trl_args}))
+                     **_device_defaults({"completion_only_loss": True, **job.trl_args}, job))
     trainer = SFTTrainer(model=job.model, args=args, train_dataset=_dataset(job.train_file, ["prompt", "completion"]),
                          peft_config=_lora(job.lora), processing_class=_processing_class(job, job.model))
-    result = trainer.train()
-    final = _save_final(trainer, out, bool(job.lora))
-    return {"final_model": str(final), "train_loss": result.training_loss, "steps": trainer.state.global_step,
-            "log_history": _log_history(trainer)}
+    return _train_save_release(trainer, out, job)
 
 
 def train_dpo(job: TrainJob, train_file: str | None = None, model: str | None = None,
@@ -196,32 +309,25 @@ def train_dpo(job: TrainJob, train_file: str | None = None, model: str | None = 
     from trl import DPOConfig, DPOTrainer
 
     out = Path(output_dir or job.output_dir)
-    args = DPOConfig(output_dir=str(out / "checkpoints"), seed=job.seed, **_device_defaults(job.trl_args))
+    args = DPOConfig(output_dir=str(out / "checkpoints"), seed=job.seed, **_device_defaults(job.trl_args, job))
     trainer = DPOTrainer(model=model or job.model, args=args,
                          train_dataset=_dataset(train_file or job.train_file, ["prompt", "chosen", "rejected"]),
                          peft_config=_lora(job.lora), processing_class=_processing_class(job, model or job.model))
-    result = trainer.train()
-    final = _save_final(trainer, out, bool(job.lora))
-    return {"final_model": str(final), "train_loss": result.training_loss, "steps": trainer.state.global_step,
-            "log_history": _log_history(trainer)}
+    return _train_save_release(trainer, out, job)
 
 
 def train_online_dpo(job: TrainJob) -> dict:
+    """The loop; only rank 0 samples and scores, so only rank 0 starts a sandbox (one per run, not per rank)."""
     from .sandbox import Sandbox, SandboxConfig
 
+    if distributed.is_main():
+        for stale in Path(job.output_dir).glob("iter_*/sampling.json*"):  # a handover file from an earlier run
+            stale.unlink()
+    distributed.barrier()
+    if not distributed.is_main():
+        return _online_loop(job, None)
     with Sandbox(SandboxConfig(**job.sandbox)) as box:
         return _online_loop(job, box.verdicts)
-
-
-def _is_main_process() -> bool:
-    return os.environ.get("RANK", "0") == "0"
-
-
-def _wait_for_everyone() -> None:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from accelerate import PartialState
-
-        PartialState().wait_for_everyone()
 
 
 def policy_generator(job: TrainJob, policy: str):
@@ -279,23 +385,26 @@ def _online_loop(job: TrainJob, runner) -> dict:
     prompts = io.read_jsonl(job.train_file)
     out = Path(job.output_dir)
     policy = job.model
+    main = distributed.is_main()
     history, iterations = [], []
     probe_items = io.read_jsonl(job.probe_file) if job.probe_file else []
-    # One generator per policy, shared by its probe and the next iteration's sampling (one engine start),
-    # released before each training step: on a GPU, training and a vLLM engine would compete for memory.
-    gen = policy_generator(job, policy)
-    curve = probe(job, gen, probe_items, runner, 0, 0) if probe_items and _is_main_process() else []
+    # One generator per policy (rank 0 only), shared by its probe and the next iteration's sampling (one engine
+    # start), released before each training step: training and a vLLM engine would compete for GPU memory.
+    gen = policy_generator(job, policy) if main else None
+    curve = probe(job, gen, probe_items, runner, 0, 0) if probe_items and main else []
     for it in range(job.iterations):
         t0 = time.time()
         pf = out / f"iter_{it + 1}" / "pairs.jsonl"
         info_f = out / f"iter_{it + 1}" / "sampling.json"
-        if _is_main_process():  # one process samples and scores; the others wait, then read its pairs
+
+        def sample():  # rank 0 samples and scores; the other ranks poll for sampling.json, then read its pairs
             pairs, info = sample_and_pair(job, gen, prompts, runner, it)
             io.write_jsonl(pf, preference_records(pairs))
-            io.write_json(info_f, info)
-        if gen.close():
-            print(f"[online-dpo] released the {gen.spec.backend} model before training", flush=True)
-        _wait_for_everyone()
+            if gen.close():
+                print(f"[online-dpo] released the {gen.spec.backend} model before training", flush=True)
+            io.write_json(info_f, info)  # last: the file the other ranks wait for
+
+        distributed.on_main(sample, info_f, job.dist_timeout_s)
         info = io.read_json(info_f)
         if info["pairs"]:
             res = train_dpo(job, train_file=str(pf), model=policy, output_dir=str(out / f"iter_{it + 1}"))
@@ -312,34 +421,50 @@ def _online_loop(job: TrainJob, runner) -> dict:
         info["step_before"] = sum(i.get("steps", 0) for i in iterations)
         info["seconds"] = round(time.time() - t0, 1)
         iterations.append(info)
-        print(f"[online-dpo] {info}", flush=True)
-        if Path(policy) != Path(gen.spec.model):
-            gen = policy_generator(job, policy)
-        if probe_items and _is_main_process():
-            curve += probe(job, gen, probe_items, runner, it + 1, sum(i.get("steps", 0) for i in iterations))
-    gen.close()
+        if main:
+            print(f"[online-dpo] {info}", flush=True)
+            if Path(policy) != Path(gen.spec.model):
+                gen = policy_generator(job, policy)
+            if probe_items:
+                curve += probe(job, gen, probe_items, runner, it + 1, sum(i.get("steps", 0) for i in iterations))
     final = out / "model"
-    if Path(policy) != final and _is_main_process():
-        _copy_model(policy, final)
-    _wait_for_everyone()
+    if main:
+        gen.close()
+        if Path(policy) != final:
+            _copy_model(policy, final)
+    distributed.barrier()
     steps = sum(i.get("steps", 0) for i in iterations)
-    if _is_main_process():
+    if main:
         io.write_json(out / "pass_curve.json", curve)
     return {"final_model": str(final), "iterations": iterations, "log_history": history, "method": "loop",
-            "steps": steps, "trained": steps > 0, "pass_curve": curve}
+            "steps": steps, "trained": steps > 0, "pass_curve": curve, "world_size": distributed.world_size()}
 
 
 def _copy_model(src: str, dst: Path) -> None:
+    """A saved checkpoint folder is copied file by file (no model load: under a DeepSpeed launch a load would
+    be a ZeRO-3 collective on one rank); a hub id is loaded and saved."""
+    import shutil
+
+    if Path(src).is_dir():
+        if Path(dst).exists():
+            shutil.rmtree(dst)
+        shutil.copytree(src, dst)
+        return
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    AutoModelForCausalLM.from_pretrained(src).save_pretrained(dst)
-    AutoTokenizer.from_pretrained(src).save_pretrained(dst)
+    from .models.backends import resolve_model_path
+
+    AutoModelForCausalLM.from_pretrained(resolve_model_path(src)).save_pretrained(dst)
+    AutoTokenizer.from_pretrained(resolve_model_path(src)).save_pretrained(dst)
 
 
 def run_job(job: TrainJob) -> dict:
-    """Run one training job in this process; write metrics.json and train_log.jsonl beside the model."""
+    """Run one training job in this process (one rank of several, or alone); rank 0 writes metrics and the
+    log beside the model."""
     from transformers import set_seed
 
+    distributed.init(job.dist_timeout_s, bool(job.deepspeed_config))
+    distributed.check_shared_filesystem(job.output_dir)
     set_seed(job.seed)
     t0 = time.time()
     fn = {"sft": train_sft, "dpo": train_dpo, "online_dpo": train_online_dpo}.get(job.kind)
@@ -348,27 +473,31 @@ def run_job(job: TrainJob) -> dict:
     res = fn(job)
     res["seconds"] = round(time.time() - t0, 1)
     out = Path(job.output_dir)
-    io.write_jsonl(out / "train_log.jsonl", res.get("log_history", []))
-    io.write_json(out / "train_result.json", {k: v for k, v in res.items() if k != "log_history"})
+    if distributed.is_main():
+        io.write_jsonl(out / "train_log.jsonl", res.get("log_history", []))
+        io.write_json(out / "train_result.json", {k: v for k, v in res.items() if k != "log_history"})
+    distributed.barrier()
     return res
 
 
-def run(job: TrainJob, num_gpus: int = 0, deepspeed_config: str | Path | None = None, num_machines: int = 1,
-        machine_rank: int = 0, main_process_ip: str = "", main_process_port: int = 29500) -> dict:
-    """Train in this process (0-1 GPU, one machine) or under ``accelerate launch`` with DeepSpeed."""
-    if num_gpus <= 1 and num_machines == 1:
+def run(job: TrainJob, num_procs: int = 0, num_machines: int = 1, rdzv_host: str = "",
+        rdzv_port: int = 29500) -> dict:
+    """Train in this process (0-1 GPU, one machine) or over ``num_procs`` ranks per machine (GPUs, or CPU
+    processes on a machine without one) with torchrun; several machines through srun (see distributed)."""
+    if num_procs <= 1 and num_machines == 1:
         return run_job(job)
     import subprocess
 
     out = Path(job.output_dir)
+    (out / "train_result.json").unlink(missing_ok=True)
     job_path = job.save(out / "job.json")
-    cmd = launch_command(job_path, max(1, num_gpus), deepspeed_config, num_machines=num_machines,
-                         machine_rank=machine_rank, main_process_ip=main_process_ip,
-                         main_process_port=main_process_port)
-    print("$ " + " ".join(cmd), flush=True)
-    proc = subprocess.run(cmd)
+    cmd = distributed.launch_command(job_path, max(1, num_procs), num_machines, rdzv_host=rdzv_host,
+                                     rdzv_port=rdzv_port)
+    print(distributed.describe(cmd), flush=True)
+    proc = subprocess.run(cmd, env=distributed.launch_env())
     if proc.returncode != 0:
-        raise RuntimeError(f"accelerate launch failed with exit code {proc.returncode}; see the output above")
+        raise RuntimeError(f"the {num_procs * num_machines}-rank training failed with exit code {proc.returncode}; "
+                           "see the output above")
     res = io.read_json(out / "train_result.json")
     res["log_history"] = io.read_jsonl(out / "train_log.jsonl")
     return res
@@ -384,12 +513,10 @@ def skip_without_data(job: TrainJob, reason: str) -> dict:
     return res
 
 
-_TRL_ARGS = {"sft": "sft", "dpo": "dpo", "online_dpo": "online"}  # stage param holding the TRL config dict
-
-
 def job_for_stage(ctx, kind: str, model: str, train_file: str) -> TrainJob:
-    """The training job a stage's params describe: TRL args, LoRA, seed, and for online DPO the
-    sampling, pair and sandbox settings; written into the stage's own folder."""
+    """The training job a stage's params describe: TRL args (gradient accumulation from the global batch),
+    LoRA, seed, the multi-process settings, and for online DPO the sampling, pair and sandbox settings;
+    written into the stage's own folder."""
     p = ctx.p
     extra = {}
     if kind == "online_dpo":
@@ -400,15 +527,24 @@ def job_for_stage(ctx, kind: str, model: str, train_file: str) -> TrainJob:
                      generation=dataclasses.asdict(p.generation), cache_path=str(ctx.cache_path),
                      sandbox={"timeout_s": p.exec_timeout_s, "memory_mb": p.exec_memory_mb, "non_bool": p.non_bool},
                      probe_max_new_tokens=p.probe_max_new_tokens)
+    ds = str(ctx.input(p.deepspeed_config)) if p.launches() and p.deepspeed_config else ""
     return TrainJob(kind=kind, model=model, train_file=str(train_file), output_dir=str(ctx.dir),
-                    trl_args=getattr(p, _TRL_ARGS[kind]), lora=p.lora if p.use_lora else None, seed=p.seed,
-                    chat_template=p.chat_template, **extra)
+                    trl_args=p.trl_args(), lora=p.lora if p.use_lora else None, seed=p.seed,
+                    chat_template=p.chat_template, deepspeed_config=ds, dist_timeout_s=60.0 * p.dist_timeout_minutes,
+                    verify_save=p.verify_save, **extra)
+
+
+def run_for_stage(ctx, job: TrainJob) -> dict:
+    """Run a stage's job where its params place it: in the kernel, or over num_gpus x num_machines ranks."""
+    p = ctx.p
+    return run(job, p.num_gpus if p.launches() else 0, p.num_machines, rdzv_host=p.main_process_ip,
+               rdzv_port=p.main_process_port)
 
 
 def fit(ctx, kind: str, model: str, records: Sequence[dict], empty_reason: str,
         probe_items: Sequence[dict] = ()) -> dict:
     """One stage's training, start to end: write its data, build the job from the stage's params,
-    train (in-process or under accelerate) or, without data, pass the initial model on marked untrained.
+    train (in-process or over several ranks) or, without data, pass the initial model on marked untrained.
     ``probe_items`` (online DPO): held-out items scored before and after every iteration."""
     train_file = ctx.write_jsonl("train.jsonl", records)
     job = job_for_stage(ctx, kind, model, train_file)
@@ -416,10 +552,7 @@ def fit(ctx, kind: str, model: str, records: Sequence[dict], empty_reason: str,
         job.probe_file = str(ctx.write_jsonl("probe_items.jsonl", probe_items))
     if not records:
         return skip_without_data(job, empty_reason)
-    p = ctx.p
-    launching = (p.num_gpus > 1 or p.num_machines > 1) and bool(p.deepspeed_config)
-    res = run(job, p.num_gpus, ctx.input(p.deepspeed_config) if launching else None, num_machines=p.num_machines,
-              machine_rank=p.machine_rank, main_process_ip=p.main_process_ip, main_process_port=p.main_process_port)
+    res = run_for_stage(ctx, job)
     res.setdefault("trained", True)
     return res
 
@@ -505,8 +638,11 @@ def plot_curves(log: Sequence[dict], keys: Sequence[str] = ("loss",), title: str
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) == 4 and argv[0] == "--merge-lora":
+        merge_lora(*argv[1:])
+        return 0
     if len(argv) != 1:
-        print("usage: python -m autoif_lib.train JOB.json", file=sys.stderr)
+        print("usage: python -m autoif_lib.train JOB.json  |  --merge-lora BASE ADAPTER OUT", file=sys.stderr)
         return 2
     run_job(TrainJob.load(argv[0]))
     return 0

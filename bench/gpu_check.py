@@ -1,9 +1,14 @@
 """GPU check (`make gpu-check`): the CUDA paths, end to end on the embedded model, in a few minutes.
 
-On one CUDA GPU: the vLLM backend generates and judges by likelihood (prompt log-probabilities), a
-second engine starts after the first is released (the 11_evaluate pattern), one SFT, one DPO and one online-DPO step train on CUDA, and the online-DPO loop runs
-under `accelerate launch` with 1 process. Prints a pass/fail table and tokens/s of vLLM vs the
-transformers backend; writes the same as JSON. Without a CUDA GPU it says so and exits 0 (CI).
+On the CUDA GPUs of one node: the vLLM backend generates and judges by likelihood (prompt log-probabilities), a
+second engine starts after the first is released (the 11_evaluate pattern), one SFT, one DPO and one online-DPO
+step train in process, SFT trains under DeepSpeed ZeRO-3 through the stages' launcher (torchrun, one rank per
+GPU) and its saved checkpoint is checked against the weights in memory, and online DPO runs 2 iterations under
+the launcher with vLLM sampling on rank 0 (iteration 2: vLLM starts after training and loads the checkpoint just
+saved). Prints a pass/fail table and tokens/s of vLLM vs the transformers backend; writes the same as JSON.
+
+Exit codes: 0 all passed, or no GPU at all (CI: "no GPU"); 1 a check failed; 2 `nvidia-smi` lists a GPU that
+torch cannot use (a driver too old for torch's CUDA build, or a CPU build of torch).
 
     python bench/gpu_check.py --out outputs/bench/gpu_check.json
 """
@@ -99,20 +104,73 @@ def check_train(kind, tmp):
     return f"steps {res['steps']}" + (f", pairs {res['iterations'][0]['pairs']}" if kind == "online_dpo" else "")
 
 
-def check_accelerate(tmp):
-    from autoif_lib import train
+def _launch(job, n_gpus: int) -> dict:
+    """The stages' launch path: torchrun with one rank per GPU (a single rank still goes through torchrun, so
+    DeepSpeed runs as it does on a node)."""
+    from autoif_lib import distributed
 
-    rows = [{"prompt": [{"role": "user", "content": f"Say something in lowercase {i}"}], "instruction_id": f"i{i}",
-             "verifiers": [LOWER]} for i in range(4)]
-    job = _job("online_dpo", tmp, rows, iterations=1, samples_per_prompt=4, max_new_tokens=16, temperature=1.0,
-               sandbox={"timeout_s": 2.0}, generation={"backend": "vllm", "model": "embedded", "gpu_memory_utilization": 0.3})
-    path = job.save(Path(tmp) / "job.json")
-    cmd = train.launch_command(path, 1, ROOT / "params" / "accelerate" / "zero3.json")
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    job.deepspeed_config = str(ROOT / "params" / "accelerate" / "zero3.json")
+    path = job.save(Path(job.output_dir) / "job.json")
+    proc = subprocess.run(distributed.launch_command(path, max(1, n_gpus)), env=distributed.launch_env(),
+                          capture_output=True, text=True, timeout=420)
     if proc.returncode:
         raise RuntimeError(proc.stderr[-2000:])
-    res = json.loads((Path(job.output_dir) / "train_result.json").read_text())
-    return f"accelerate launch, 1 process: steps {res['steps']}"
+    return json.loads((Path(job.output_dir) / "train_result.json").read_text())
+
+
+def check_zero3_save(tmp, n_gpus):
+    """ZeRO-3 SFT saves a checkpoint equal to the sharded weights in memory (verified inside the run), and it
+    loads and generates."""
+    from autoif_lib.models import Generator, ModelSpec, SamplingParams
+    from autoif_lib import train
+
+    rows = train.sft_records([{"messages": [{"role": "user", "content": f"hi {i}"},
+                                            {"role": "assistant", "content": f"hello {i}"}]} for i in range(16)])
+    job = _job("sft", str(Path(tmp) / "zero3"), rows)
+    Path(job.output_dir).mkdir(parents=True, exist_ok=True)
+    res = _launch(job, n_gpus)
+    assert res["sharded"] and res["weights_verified"] and res["steps"] == 1, res
+    gen = Generator(ModelSpec(backend="transformers", model=res["final_model"], device="cuda"), cache_path=None,
+                    progress=False)
+    assert gen.generate(["Say hi."], SamplingParams(temperature=0.0, max_new_tokens=4))[0][0] is not None
+    gen.close()
+    return f"{res['world_size']} rank(s), sharded, saved == in memory, reloads and generates"
+
+
+def check_online_launch(tmp, n_gpus):
+    from autoif_lib import train  # noqa: F401
+
+    rows = [{"prompt": [{"role": "user", "content": f"Say something in lowercase {i}"}], "instruction_id": f"i{i}",
+             "verifiers": [LOWER]} for i in range(8)]
+    job = _job("online_dpo", str(Path(tmp) / "online"), rows, iterations=2, samples_per_prompt=4, max_new_tokens=16,
+               temperature=1.0, sandbox={"timeout_s": 2.0}, trl={"max_steps": 1},
+               generation={"backend": "vllm", "model": "embedded", "gpu_memory_utilization": 0.3, "enforce_eager": True})
+    Path(job.output_dir).mkdir(parents=True, exist_ok=True)
+    res = _launch(job, n_gpus)
+    its = res["iterations"]
+    return (f"{res['world_size']} rank(s), 2 iterations: pairs {[i['pairs'] for i in its]}, "
+            f"steps {[i['steps'] for i in its]}")
+
+
+def gpu_state() -> tuple[int, str]:
+    """(usable CUDA GPUs, reason when nvidia-smi lists GPUs that torch cannot use)."""
+    import shutil
+
+    import torch
+
+    listed = []
+    if shutil.which("nvidia-smi"):
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
+        listed = [line for line in out.stdout.splitlines() if line.startswith("GPU ")]
+    if torch.cuda.is_available():
+        return torch.cuda.device_count(), ""
+    if not listed:
+        return 0, ""
+    driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                            capture_output=True, text=True).stdout.strip().splitlines()
+    return 0, (f"nvidia-smi lists {len(listed)} GPU(s) (driver {driver[0] if driver else '?'}) but torch "
+               f"{torch.__version__} (CUDA {torch.version.cuda or 'none: a CPU build'}) cannot use them. torch 2.13's "
+               "CUDA 13 build needs an NVIDIA driver >= 580; with a CPU build, reinstall with `make clean setup`.")
 
 
 def main() -> int:
@@ -121,17 +179,22 @@ def main() -> int:
     a = ap.parse_args()
     import torch
 
-    if not torch.cuda.is_available():
-        print("gpu-check: no CUDA GPU on this machine: skipped")
+    n_gpus, problem = gpu_state()
+    if problem:
+        print(f"gpu-check: FAILED: {problem}", file=sys.stderr)
+        return 2
+    if not n_gpus:
+        print("gpu-check: no GPU on this machine (nvidia-smi lists none, torch sees none): nothing to check")
         return 0
-    results = {"device": torch.cuda.get_device_name(0), "checks": {}, "tokens_per_s": {}}
+    results = {"device": torch.cuda.get_device_name(0), "gpus": n_gpus, "checks": {}, "tokens_per_s": {}}
     with tempfile.TemporaryDirectory() as tmp:
         checks = [("vllm generate + judge", lambda: check_vllm(results)),
                   ("transformers generate + likelihood judge", lambda: check_transformers(results)),
                   ("SFT step (CUDA)", lambda: check_train("sft", tmp)),
                   ("DPO step (CUDA)", lambda: check_train("dpo", tmp)),
                   ("online DPO loop (CUDA)", lambda: check_train("online_dpo", tmp)),
-                  ("online DPO loop under accelerate", lambda: check_accelerate(tmp))]
+                  (f"ZeRO-3 SFT save, {n_gpus} rank(s)", lambda: check_zero3_save(tmp, n_gpus)),
+                  (f"online DPO x2 under torchrun, {n_gpus} rank(s)", lambda: check_online_launch(tmp, n_gpus))]
         for name, fn in checks:
             t0 = time.time()
             try:

@@ -25,7 +25,7 @@ def test_partial_dict_override_keeps_the_base_keys(write_yaml):
                                "stages:\n  09_dpo:\n    dpo: {beta: 0.1}\n"))
     dpo = r.stages["09_dpo"].dpo
     assert dpo["beta"] == 0.1
-    assert dpo["learning_rate"] == 5e-7 and dpo["num_train_epochs"] == 2 and dpo["gradient_accumulation_steps"] == 8
+    assert dpo["learning_rate"] == 5e-7 and dpo["num_train_epochs"] == 2 and dpo["per_device_train_batch_size"] == 1
 
 
 def test_replace_and_delete_tags(write_yaml):

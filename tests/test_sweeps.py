@@ -317,12 +317,209 @@ def test_slurm_array_and_collect_job(tmp_path):
     assert arr[0] == "#!/bin/bash" and arr.index("set -euo pipefail") > arr.index("#SBATCH --array=0-3%2")
     col = files["collect.sbatch"].splitlines()
     assert f"exec /opt/py -m autoif_lib.cli sweep {p.resolve()} --collect --outputs {out}" in col
-    assert not any("gpus" in line for line in col)                  # collecting needs no GPU
+    # collecting is a small CPU job: its own resources, no GPU, the array's partition unless collect_partition
+    assert col[:10] == ["#!/bin/bash", "#SBATCH --job-name=autoif-thr-collect",
+                        f"#SBATCH --output={slurm_dir}/logs/collect_%j.out", "#SBATCH --cpus-per-task=2",
+                        "#SBATCH --time=1:00:00", "#SBATCH --mem=8G", "#SBATCH --nodes=1", "#SBATCH --ntasks=1",
+                        "#SBATCH --partition=gpu", "#SBATCH --account=proj"]
+    assert not any("gpus" in line for line in col)
+    assert "#SBATCH --cpus-per-task=16" in arr and "#SBATCH --mem=0" in arr   # the array keeps its own
     lines = []
     info = sweeps.write_slurm(sw, out, echo=lines.append)
     assert info["submitted"] is False and (slurm_dir / "array.sbatch").read_text() == files["array.sbatch"].replace(
         "/opt/py", __import__("sys").executable)
     assert any("--dependency=afterany:$ARRAY_ID" in line for line in lines)
+    # two seeds: every stage's key differs between cells (the seed is a stage param), so no prefix job
+    assert sweeps.shared_stages(sw) == [] and "prefix.sbatch" not in files
+    assert not (slurm_dir / "prefix.sbatch").exists() and "--kill-on-invalid-dep=yes" not in files["array.sbatch"]
+    assert "ARRAY_ID=$(sbatch --parsable " + str(slurm_dir / "array.sbatch") + ")" in "\n".join(lines)
+
+
+def test_collect_job_resources_and_partition_are_its_own(tmp_path):
+    p = write_sweep(tmp_path, GRID + "slurm: {partition: gpu, gpus: 4, collect_partition: cpu, collect_cpus: 1, "
+                                     "collect_mem: 2G, collect_time: '0:20:00'}\n")
+    files = sweeps.slurm_scripts(sweeps.load_sweep(p), str(tmp_path / "out"), python="/opt/py")
+    col = files["collect.sbatch"].splitlines()
+    assert col[3:9] == ["#SBATCH --cpus-per-task=1", "#SBATCH --time=0:20:00", "#SBATCH --mem=2G",
+                        "#SBATCH --nodes=1", "#SBATCH --ntasks=1", "#SBATCH --partition=cpu"]
+    arr = files["array.sbatch"].splitlines()
+    assert "#SBATCH --partition=gpu" in arr and "#SBATCH --gpus-per-node=4" in arr
+
+
+# ---------------------------------------------------------------------------
+# Slurm: the environment the jobs run in
+# ---------------------------------------------------------------------------
+
+def test_default_setup_activates_a_venv_a_conda_env_or_the_interpreter_dir(tmp_path):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "activate").write_text("")
+    assert sweeps.default_setup(str(venv / "bin" / "python"), str(venv), "/usr", env={}) == [
+        f"source {venv}/bin/activate", f"export PATH={venv}/bin:$PATH"]
+    conda = tmp_path / "envs" / "autoif"
+    (conda / "conda-meta").mkdir(parents=True)
+    assert sweeps.default_setup(str(conda / "bin" / "python"), str(conda), str(conda),
+                                env={"CONDA_EXE": "/opt/conda/bin/conda"}) == [
+        'eval "$(/opt/conda/bin/conda shell.bash hook)"', f"conda activate {conda}", f"export PATH={conda}/bin:$PATH"]
+    assert sweeps.default_setup("/usr/bin/python3", "/usr", "/usr", env={}) == ["export PATH=/usr/bin:$PATH"]
+    odd = tmp_path / "my env"
+    assert sweeps.default_setup(str(odd / "bin" / "python"), str(odd), str(odd), env={}) == [
+        f"export PATH='{odd}/bin':$PATH"]
+
+
+def test_default_setup_really_activates_a_venv(tmp_path):
+    """The generated lines, run by bash with nothing of this environment on PATH, find the venv's python."""
+    import subprocess
+    import sys
+
+    venv = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    lines = sweeps.default_setup(str(venv / "bin" / "python"), str(venv), sys.base_prefix, env={})
+    script = "set -euo pipefail\nset +u\n" + "\n".join(lines) + '\nset -u\necho "$(command -v python) $VIRTUAL_ENV"\n'
+    got = subprocess.run(["bash", "-c", script], env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert got == [str(venv / "bin" / "python"), str(venv)]
+
+
+def test_jobs_run_the_default_setup_unless_the_sweep_or_the_command_line_names_one(tmp_path):
+    import shlex
+    import sys
+
+    from autoif_lib import cli
+
+    out = str(tmp_path / "out")
+    sw = sweeps.load_sweep(write_sweep(tmp_path, GRID))
+    default = sweeps.default_setup()
+    # the interpreter's own folder, not resolved: a venv's python is a link to the base interpreter
+    assert default[-1] == f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH"
+    for name, text in sweeps.slurm_scripts(sw, out).items():
+        if name.endswith(".sbatch"):
+            lines = text.splitlines()
+            i = lines.index(f"cd {ROOT}")
+            assert lines[i - 1:i + len(default) + 3] == ["set -euo pipefail", f"cd {ROOT}", "set +u", *default,
+                                                         "set -u"], name
+    # the sweep file's setup replaces the default
+    p = write_sweep(tmp_path, GRID + "slurm: {setup: 'module load cuda/12.4'}\n", name="with_setup.yaml")
+    arr = sweeps.slurm_scripts(sweeps.load_sweep(p), out)["array.sbatch"].splitlines()
+    i = arr.index(f"cd {ROOT}")
+    assert arr[i + 1:i + 4] == ["set +u", "module load cuda/12.4", "set -u"] and default[-1] not in arr
+    # and --slurm-setup replaces both
+    setup = "module load cuda; source /opt/envs/autoif/bin/activate"
+    assert cli.main(["sweep", str(p), "--slurm", "--outputs", out, "--slurm-setup", setup]) == 0
+    slurm_dir = Path(out) / "sweeps" / "thr" / "slurm"
+    for name in ("array.sbatch", "collect.sbatch"):
+        lines = (slurm_dir / name).read_text().splitlines()
+        i = lines.index(f"cd {ROOT}")
+        assert lines[i + 1:i + 4] == ["set +u", setup, "set -u"], name
+        assert "module load cuda/12.4" not in lines and default[-1] not in lines
+    # an explicitly empty setup: nothing
+    assert cli.main(["sweep", str(p), "--slurm", "--outputs", out, "--slurm-setup", ""]) == 0
+    lines = (slurm_dir / "array.sbatch").read_text().splitlines()
+    assert lines[lines.index(f"cd {ROOT}") + 1].startswith("CELL=$(")
+
+
+# ---------------------------------------------------------------------------
+# Slurm: the shared stages run once, before the array
+# ---------------------------------------------------------------------------
+
+def test_shared_prefix_of_shipped_sweeps():
+    """A stage is shared when every cell resolves it to the same key; its keys chain its upstreams', so a
+    grid over stage 06 shares 00-05, and a mixed sweep (two pipelines) shares nothing."""
+    ab = ROOT / "params" / "ablations"
+    sw = sweeps.load_sweep(ab / "autoif_response_threshold_cpu.yaml")
+    order = sw.cells[0].load().pipeline.order
+    assert sweeps.shared_stages(sw) == order[:order.index("06_verify_score")]
+    keys = [c.load().stage_keys for c in sw.cells]
+    assert all(k[s] == keys[0][s] for k in keys for s in order[:6]) and keys[0]["06_verify_score"] != keys[1]["06_verify_score"]
+    assert sweeps.shared_stages(sweeps.load_sweep(ab / "spar_ablations.yaml")) == ["00_prompts", "01_init", "02_t1_sample"]
+    assert sweeps.shared_stages(sweeps.load_sweep(ab / "autoif_vs_spar_cpu.yaml")) == []
+
+
+def test_prefix_job_builds_the_shared_stages_and_the_array_waits_for_it(tmp_path):
+    sw = sweeps.load_sweep(ROOT / "params" / "ablations" / "autoif_response_threshold_cpu.yaml")
+    out = str(tmp_path / "out")
+    files = sweeps.slurm_scripts(sw, out, python="/opt/py")
+    slurm_dir = Path(out) / "sweeps" / sw.name / "slurm"
+    pre = files["prefix.sbatch"].splitlines()
+    assert pre[:9] == ["#!/bin/bash", f"#SBATCH --job-name=autoif-{sw.name}-prefix",
+                       f"#SBATCH --output={slurm_dir}/logs/prefix_%j.out", "#SBATCH --cpus-per-task=16",
+                       "#SBATCH --time=24:00:00", "#SBATCH --mem=0", "#SBATCH --nodes=1", "#SBATCH --ntasks=1",
+                       "#SBATCH --gpus-per-node=8"]                       # the array's resources: it runs cell stages
+    assert pre[-1] == f"exec /opt/py -m autoif_lib.cli sweep {sw.path.resolve()} --prefix --no-progress --outputs {out}"
+    assert "#SBATCH --kill-on-invalid-dep=yes" in files["array.sbatch"].splitlines()  # a failed prefix cancels it
+    lines = []
+    info = sweeps.write_slurm(sw, out, echo=lines.append)
+    assert info["shared"] == sweeps.shared_stages(sw)
+    assert lines[-1].splitlines()[1:] == [
+        f"  PREFIX_ID=$(sbatch --parsable {slurm_dir}/prefix.sbatch)",
+        f"  ARRAY_ID=$(sbatch --parsable --dependency=afterok:$PREFIX_ID {slurm_dir}/array.sbatch)",
+        f"  sbatch --dependency=afterany:$ARRAY_ID {slurm_dir}/collect.sbatch"]
+    # what the prefix job runs: exactly the shared stages, through the first cell's recipe
+    calls = []
+    sweeps.run_prefix(sw, out, echo=lambda *_: None,
+                      run=lambda path, **kw: calls.append((path, kw["stages"], kw["outputs"], kw["overrides"])) or {})
+    assert calls == [(sw.cells[0].recipe_path, "00,01,02,03,04,05", out, sw.cells[0].overrides)]
+    from autoif_lib.runner import select_stages
+    assert select_stages(calls[0][1], sw.cells[0].load().pipeline.order) == sweeps.shared_stages(sw)
+
+
+# ---------------------------------------------------------------------------
+# what one node cannot run is refused before anything starts
+# ---------------------------------------------------------------------------
+
+SPAR_ABL = ROOT / "params" / "ablations" / "spar_ablations.yaml"
+
+
+def test_gpu_sweep_that_does_not_fit_the_gpus_per_job_is_refused(tmp_path):
+    sw = sweeps.load_sweep(SPAR_ABL)
+    with pytest.raises(ParamsError) as e:
+        sweeps.run_sweep(sw, str(tmp_path / "out"), jobs=4, gpus_per_job=2, echo=lambda *_: None,
+                         run=lambda *a, **k: pytest.fail("a cell started"))
+    assert str(e.value) == (
+        f"{SPAR_ABL}: cell 'spar@s0': stages.01_init.num_gpus needs 8 GPUs (training ranks on the node), but "
+        "--jobs 4 --gpus-per-job 2 gives each cell 2; give each cell 8 GPUs or lower the setting")
+    assert not (tmp_path / "out").exists()                               # nothing written, nothing started
+    # vLLM engines count tensor_parallel_size x data_parallel_size
+    p = write_sweep(tmp_path, f"sweep: x\nrecipe: {SPAR_ABL.parent / '../spar/paper_llama3_8b.yaml'}\n"
+                              "variants: {two: {common.num_gpus: 2}}\n")
+    with pytest.raises(ParamsError, match=r"cell 'two@s0': stages\.02_t1_sample\.generation needs 8 GPUs \(vLLM "
+                                          r"tensor_parallel_size 1 x data_parallel_size 8\), but --jobs 2 "
+                                          r"--gpus-per-job 2 gives each cell 2"):
+        sweeps.run_sweep(sweeps.load_sweep(p), str(tmp_path / "out"), jobs=2, gpus_per_job=2, echo=lambda *_: None)
+    # 8 GPUs per cell fit; --slurm checks its per-task GPUs the same way
+    sweeps.check_placement(sw, 8, "--jobs 1 --gpus-per-job 8")
+    sweeps.slurm_scripts(sw, str(tmp_path / "out"))                    # slurm: {gpus: 8}
+    with pytest.raises(ParamsError, match=r"stages\.01_init\.num_gpus needs 8 GPUs .*but --slurm \(4 GPUs per "
+                                          r"array task\) gives each cell 4"):
+        sweeps.slurm_scripts(sw, str(tmp_path / "out"), overrides={"gpus": 4})
+
+
+def test_cli_refuses_before_writing_scripts(tmp_path, capsys):
+    from autoif_lib import cli
+
+    out = tmp_path / "out"
+    assert cli.main(["sweep", str(SPAR_ABL), "--slurm", "--gpus-per-job", "4", "--outputs", str(out)]) == 2
+    assert "params error: " in capsys.readouterr().err and not out.exists()
+    assert cli.main(["sweep", str(SPAR_ABL), "--jobs", "2", "--gpus-per-job", "4", "--outputs", str(out)]) == 2
+    assert not out.exists()
+
+
+def test_multi_node_recipes_are_refused_for_one_node_scripts_and_jobs(tmp_path):
+    recipe = ROOT / "params" / "autoif" / "paper_llama3_70b_self_alignment.yaml"
+    p = write_sweep(tmp_path, f"sweep: big\nrecipe: {recipe}\ngrid: {{stages.06_verify_score.pass_threshold: [0.5, 0.8]}}\n")
+    sw = sweeps.load_sweep(p)
+    with pytest.raises(ParamsError) as e:
+        sweeps.slurm_scripts(sw, str(tmp_path / "out"))
+    assert str(e.value) == (
+        f"{p}: cell 'pass_threshold=0.5@s0': stages.08_sft.num_machines is 8, but --slurm (8 GPUs per array "
+        "task) runs each cell on one node (the job scripts ask for --nodes=1); run a multi-node recipe with "
+        "`autoif run` in an allocation of 8 nodes, or set num_machines: 1")
+    with pytest.raises(ParamsError, match=r"stages\.08_sft\.num_machines is 8, but --jobs 2 --gpus-per-job 0 runs "
+                                          r"each cell on one node"):
+        sweeps.run_sweep(sw, str(tmp_path / "out"), jobs=2, echo=lambda *_: None)
+    # one machine: accepted
+    p1 = write_sweep(tmp_path, p.read_text() + "variants: {one: {common.num_machines: 1}}\n", name="one.yaml")
+    sweeps.slurm_scripts(sweeps.load_sweep(p1), str(tmp_path / "out"))
 
 
 def test_cell_mode_runs_exactly_that_cell(tmp_path):

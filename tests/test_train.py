@@ -12,24 +12,6 @@ from autoif_lib import io, scoring, train
 from autoif_lib.train import TrainJob
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A 2-layer Llama with the embedded model's tokenizer and chat template: trains in seconds."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from autoif_lib.embedded import embedded_model_dir
-
-    path = tmp_path_factory.mktemp("tiny")
-    tok = AutoTokenizer.from_pretrained(embedded_model_dir())
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-                      tie_word_embeddings=True, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-                      bos_token_id=tok.bos_token_id)
-    LlamaForCausalLM(cfg).save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
-
-
 def _weights(path):
     from safetensors.torch import load_file
 
@@ -187,38 +169,39 @@ def test_online_dpo_loop_trains_on_exactly_the_separated_pairs(tiny_model, tmp_p
     assert [tuple(l.get_xdata()) for l in ax.lines[1:]] == [(1.5, 1.5)]  # iteration 2 starts here (dashed)
 
 
-def test_multi_gpu_recipe_gives_accelerate_command(root, tmp_path):
+def test_paper_recipes_train_the_papers_global_batch(root):
+    """AutoIF App. B: SFT at 128 (512 for 70B-class models), DPO at 64; online DPO as DPO. The gradient
+    accumulation follows from the world size (8 GPUs x 8 nodes for the 70B/72B recipes, 8 GPUs otherwise)."""
     from autoif_lib.recipes import load_recipe
 
-    r = load_recipe(root / "params" / "autoif" / "paper_qwen2_7b_strong_to_weak.yaml")
-    p = r.stages["08_sft"]
-    assert p.num_gpus == 8 and p.sft["learning_rate"] == 7e-6
-    job = tmp_path / "job.json"
-    cmd = train.launch_command(job, p.num_gpus, root / p.deepspeed_config, python="/venv/bin/python")
-    assert cmd == ["/venv/bin/accelerate", "launch", "--num_processes", "8", "--num_machines", "1",
-                   "--mixed_precision", "bf16", "--use_deepspeed", "--deepspeed_config_file",
-                   str(root / "params" / "accelerate" / "zero3.json"), "-m", "autoif_lib.train", str(job)]
-    ds = json.loads((root / "params" / "accelerate" / "zero3.json").read_text())
-    assert ds["zero_optimization"]["stage"] == 3
+    expect = {"paper_qwen2_7b_strong_to_weak": (128, 64, 64, 8), "paper_llama3_8b_strong_to_weak": (128, 64, 64, 8),
+              "paper_qwen2_72b_self_alignment": (512, 64, 64, 64), "paper_llama3_70b_self_alignment": (512, 64, 64, 64)}
+    for name, (sft, dpo, online, world) in expect.items():
+        r = load_recipe(root / "params" / "autoif" / f"{name}.yaml")
+        plans = {s: r.stages[s].batch_plan() for s in ("08_sft", "09_dpo", "10_online_dpo")}
+        assert [p["global"] for p in plans.values()] == [sft, dpo, online], name
+        assert {p["world"] for p in plans.values()} == {world}, name
+        for s, p in plans.items():
+            assert p["per_device"] * p["accumulation"] * p["world"] == p["global"]
+            assert r.stages[s].trl_args()["gradient_accumulation_steps"] == p["accumulation"]
+    shown = __import__("autoif_lib.recipes", fromlist=["show"]).show(
+        load_recipe(root / "params" / "autoif" / "paper_qwen2_72b_self_alignment.yaml"))
+    assert "per-device 1 x accumulation 8 x world 64 = 512" in shown
+    assert "per-device 1 x accumulation 1 x world 64 = 64" in shown
 
 
-def test_multi_node_recipe_gives_multi_node_command(root, tmp_path, monkeypatch):
+def test_global_batch_errors(write_yaml):
+    from autoif_lib.params import ParamsError
     from autoif_lib.recipes import load_recipe
 
-    r = load_recipe(root / "params" / "autoif" / "paper_qwen2_72b_self_alignment.yaml")
-    p = r.stages["08_sft"]
-    assert (p.num_gpus, p.num_machines) == (8, 8)
-    monkeypatch.setenv("MASTER_ADDR", "10.0.0.1")
-    monkeypatch.setenv("SLURM_NODEID", "3")
-    cmd = train.launch_command("job.json", p.num_gpus, "ds.json", python="/v/bin/python", num_machines=p.num_machines,
-                               machine_rank=p.machine_rank, main_process_ip=p.main_process_ip)
-    assert cmd[:12] == ["/v/bin/accelerate", "launch", "--num_processes", "64", "--num_machines", "8",
-                        "--machine_rank", "3", "--main_process_ip", "10.0.0.1", "--main_process_port", "29500"]
-    monkeypatch.delenv("MASTER_ADDR")
-    with pytest.raises(ValueError, match="main_process_ip"):
-        train.launch_command("job.json", 8, "ds.json", num_machines=2)
-    off = json.loads((root / "params" / "accelerate" / "zero3_offload.json").read_text())
-    assert off["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
+    bad = write_yaml("experiment: x\nstages:\n  08_sft: {num_gpus: 8, global_batch_size: 100, "
+                     "sft: {per_device_train_batch_size: 2}}\n", "r.yaml")
+    with pytest.raises(ParamsError, match=r"global_batch_size: 100 is not a multiple of per_device_train_batch_size 2 x 8"):
+        load_recipe(bad)
+    both = write_yaml("experiment: x\nstages:\n  08_sft: {global_batch_size: 16, sft: {per_device_train_batch_size: 2, "
+                      "gradient_accumulation_steps: 4}}\n", "r2.yaml")
+    with pytest.raises(ParamsError, match="gradient_accumulation_steps: derived from global_batch_size"):
+        load_recipe(both)
 
 
 def test_online_loop_samples_with_the_recipes_backend(root, monkeypatch, tmp_path):
@@ -243,4 +226,4 @@ def test_online_loop_samples_with_the_recipes_backend(root, monkeypatch, tmp_pat
     assert seen[0].backend == "vllm" and seen[0].model == "/ckpt/sft" and seen[0].tensor_parallel_size == 4
     assert info["pairs"] == 1 and [(p["chosen"], p["rejected"]) for p in pairs] == [("a", "b")]
     monkeypatch.setenv("RANK", "1")
-    assert train._is_main_process() is False
+    assert train.distributed.is_main() is False

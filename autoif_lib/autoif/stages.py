@@ -205,8 +205,8 @@ class SFTParams(StageParams, TrainFields):
                       "trl SFTConfig arguments, with TRL's own field names (paper App. B; loss on the response only)")
 
     def __post_init__(self):
-        self._check_launch()
         _check_trl(self, "SFTConfig", "sft")
+        self._check_launch()
 
 
 @dataclass(frozen=True)
@@ -221,8 +221,8 @@ class DPOParams(StageParams, TrainFields):
                       "trl DPOConfig arguments, with TRL's own field names")
 
     def __post_init__(self):
-        self._check_launch()
         _check_trl(self, "DPOConfig", "dpo")
+        self._check_launch()
 
 
 @dataclass(frozen=True)
@@ -257,8 +257,8 @@ class OnlineDPOParams(StageParams, TrainFields, SandboxFields):
                          "trl DPOConfig arguments for each iteration's DPO step")
 
     def __post_init__(self):
-        self._check_launch()
         _check_trl(self, "DPOConfig", "online")
+        self._check_launch()
 
 
 @dataclass(frozen=True)

@@ -67,10 +67,6 @@ def initial_models(ctx, base: str, data: dict) -> dict:
             continue
         f = io.write_jsonl(Path(ctx.dir) / role / "train.jsonl", records)
         job = dataclasses.replace(train.job_for_stage(ctx, "sft", base, str(f)), output_dir=str(Path(ctx.dir) / role))
-        launching = (ctx.p.num_gpus > 1 or ctx.p.num_machines > 1) and bool(ctx.p.deepspeed_config)
-        res = train.run(job, ctx.p.num_gpus, ctx.input(ctx.p.deepspeed_config) if launching else None,
-                        num_machines=ctx.p.num_machines,
-                        machine_rank=ctx.p.machine_rank, main_process_ip=ctx.p.main_process_ip,
-                        main_process_port=ctx.p.main_process_port)
+        res = train.run_for_stage(ctx, job)
         out[role], trained[role] = res["final_model"], True
     return {**out, "trained": trained}

@@ -62,8 +62,8 @@ class InitParams(StageParams, TrainFields):
                       "trl SFTConfig arguments for both initial SFTs (released configs: lr 2e-6, 5 epochs)")
 
     def __post_init__(self):
-        self._check_launch()
         _check_trl(self, "SFTConfig", "sft")
+        self._check_launch()
 
 
 @dataclass(frozen=True)
@@ -152,8 +152,8 @@ class ActorParams(StageParams, IterationFields, TrainFields):
                       "trl DPOConfig arguments (paper: beta 0.1, lr 2e-7, SFT weight 0.1 on chosen, 1 epoch)")
 
     def __post_init__(self):
-        self._check_launch()
         _check_trl(self, "DPOConfig", "dpo")
+        self._check_launch()
 
 
 @dataclass(frozen=True)
@@ -167,8 +167,8 @@ class RefinerParams(StageParams, IterationFields, TrainFields):
                       "trl SFTConfig arguments (released configs: lr 2e-6, 5 epochs)")
 
     def __post_init__(self):
-        self._check_launch()
         _check_trl(self, "SFTConfig", "sft")
+        self._check_launch()
 
 
 @dataclass(frozen=True)
