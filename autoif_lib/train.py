@@ -157,6 +157,18 @@ def merge_lora(base: str, adapter: str | Path, final: str | Path) -> Path:
     return Path(final)
 
 
+def _sums(t, chunk: int = 1 << 24):
+    """[sum, sum |x|, sum x^2] in float64, a chunk at a time (a 70B model's embedding would be 8 GB in float64)."""
+    import torch
+
+    flat = t.detach().reshape(-1)
+    acc = torch.zeros(3, dtype=torch.float64, device=flat.device)
+    for i in range(0, flat.numel(), chunk):
+        x = flat[i:i + chunk].double()
+        acc += torch.stack([x.sum(), x.abs().sum(), x.square().sum()])
+    return acc
+
+
 def is_sharded(model) -> bool:
     """ZeRO-3 partitions parameters: each keeps this rank's slice as ``ds_tensor``."""
     return any(hasattr(p, "ds_tensor") for p in model.parameters())
@@ -171,9 +183,8 @@ def weight_stats(model) -> dict[str, list[float]]:
     for name, p in model.named_parameters():
         t = getattr(p, "ds_tensor", None)
         sharded |= t is not None
-        x = (t if t is not None else p.data).detach().double()
         names.append(name)
-        rows.append(torch.stack([x.sum(), x.abs().sum(), x.square().sum()]))
+        rows.append(_sums(t if t is not None else p.data))
     v = torch.stack(rows)
     if sharded and distributed.world_size() > 1:
         import torch.distributed as dist
@@ -190,8 +201,7 @@ def file_weight_stats(folder: str | Path) -> dict[str, list[float]]:
     for f in sorted(Path(folder).glob("*.safetensors")):
         with safe_open(str(f), framework="pt") as st:
             for k in st.keys():
-                x = st.get_tensor(k).double()
-                out[k] = [float(x.sum()), float(x.abs().sum()), float(x.square().sum())]
+                out[k] = [float(v) for v in _sums(st.get_tensor(k))]
     return out
 
 

@@ -129,3 +129,26 @@ def test_saved_checkpoint_with_empty_tensors_is_refused(tiny_model, tmp_path):
     save_file({n: torch.empty(0) for n, _ in model.named_parameters()}, str(tmp_path / "bad" / "model.safetensors"))
     with pytest.raises(train.SaveMismatch, match="differs from the trained weights"):
         train.verify_saved(stats, tmp_path / "bad")
+
+
+def test_rank_0_failure_stops_the_waiting_ranks_with_its_message(tmp_path, monkeypatch):
+    """Rank 0's work raising leaves a failure marker; a waiting rank stops with rank 0's error (not after the
+    collective timeout); a rank that waits too long says which file and which param to raise."""
+    product = tmp_path / "iter_1" / "sampling.json"
+
+    def boom():
+        raise ValueError("vLLM could not start: out of memory")
+
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(ValueError, match="out of memory"):
+        distributed.on_main(boom, product, timeout_s=5)
+    assert not product.exists()
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(RuntimeError, match=r"(?s)rank 0 failed while writing .*out of memory"):
+        distributed.on_main(boom, product, timeout_s=5, poll_s=0.01)
+    (tmp_path / "iter_1" / "sampling.json.failed").unlink()
+    with pytest.raises(TimeoutError, match="dist_timeout_minutes"):
+        distributed.on_main(boom, product, timeout_s=0.05, poll_s=0.01)
+    monkeypatch.setenv("RANK", "0")  # rank 0 succeeds: the marker of the earlier failure is gone, the product there
+    assert distributed.on_main(lambda: io.write_json(product, {"pairs": 1}) and "done", product, timeout_s=5) == "done"
+    assert not (tmp_path / "iter_1" / "sampling.json.failed").exists()

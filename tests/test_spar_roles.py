@@ -107,6 +107,11 @@ def test_likelihood_votes_follow_the_verdict_probability():
     ("Refined response: [[start]] no end marker", ("no end marker", "Refined response:")),
     ("no markers at all", (None, "no markers at all")),
     ("[[start]]   [[end]]", (None, "")),
+    # the refine prompt names the markers: a reflection mentioning them comes before the answer's own pair
+    ("I will wrap it in [[start]] and [[end]] as asked.\n[[start]]The fix.[[end]]",
+     ("The fix.", "I will wrap it in [[start]] and [[end]] as asked.")),
+    ("[[start]]The fix.[[end]]\nI used [[start]] as told.", ("The fix.", "")),
+    ("I use [[start]] and then: [[start]]cut off mid", ("cut off mid", "I use [[start]] and then:")),
 ])
 def test_parse_refined(text, want):
     assert roles.parse_refined(text) == want

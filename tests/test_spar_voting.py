@@ -33,6 +33,11 @@ BAD = "I cannot decide."
         ("Final Judgement (Yes or No):", None),  # template echo alone
         ("Final Judgement: Yes or No", None),
         ("Final Judgement: Yes/No", None),
+        # the released judge template qualifies its marker
+        ("Crit.\nFinal Judgement (if the Output accurately follows the Prompt): Yes", True),
+        ("Final Judgement (if the Output accurately follows the Prompt): No", False),
+        ("**Final Judgement (if the output follows the prompt)**: Yes", True),
+        ("Final Judgement (if the Output accurately follows the Prompt):", None),
         ("Final Judgement: maybe", None),
         ("Final Judgement: Yesterday it was fine", None),
         ("Final Judgement: Nope", None),

@@ -18,7 +18,7 @@ from ..models import Generator, SamplingParams
 from . import prompts, voting
 
 _START, _END = re.escape(prompts.START), re.escape(prompts.END)
-_REFINED_RE = re.compile(_START + r"(.*?)(?:" + _END + r"|\Z)", re.S)
+_PAIR_RE = re.compile(_START + r"(.*?)" + _END, re.S)
 
 
 def models_before(ctx) -> dict:
@@ -29,12 +29,19 @@ def models_before(ctx) -> dict:
 
 
 def parse_refined(text: str) -> tuple[str | None, str]:
-    """(refined response or None, the reflection before it). The response sits between the markers."""
-    m = _REFINED_RE.search(text or "")
-    if not m:
-        return None, (text or "").strip()
-    body = m.group(1).strip()
-    return (body or None), text[: m.start()].strip()
+    """(refined response or None, the reflection before it). The response sits between the markers: the last
+    complete ``[[start]]...[[end]]`` pair with a body (the refine prompt names the markers, so a reflection may
+    mention them before the answer), else a last ``[[start]]`` whose ``[[end]]`` was cut off."""
+    text = text or ""
+    pairs = [m for m in _PAIR_RE.finditer(text) if m.group(1).strip()]
+    if pairs:
+        m = pairs[-1]
+        return m.group(1).strip(), text[: m.start()].strip()
+    start = text.rfind(prompts.START)
+    if start < 0:
+        return None, text.strip()
+    body = text[start + len(prompts.START):].split(prompts.END, 1)[0].strip()
+    return (body or None), text[:start].strip()
 
 
 def verifier_critique(failed: Sequence[str]) -> str:

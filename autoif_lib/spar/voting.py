@@ -39,8 +39,11 @@ _WRAP = r"[ \t*_`\"'>#\[\]]*"
 _TEMPLATE = r"[(\[]?\s*(?:yes|no)\s*(?:or|/|\|)\s*(?:yes|no)\s*[)\]]?"
 # What makes a marker occurrence a verdict line (rather than the word used in passing):
 # a separator (":", "=", a dash, "is") or the verdict word right after it (across a line break too).
+# The released judge template qualifies its marker: "Final Judgement (if the Output accurately follows the
+# Prompt): Yes". A parenthetical other than the (Yes or No) hint may sit between marker and separator.
+_QUALIFIER = r"\((?!\s*(?:yes|no)\s*(?:or|/|\|))[^()\n]{1,200}\)"
 _AFTER_MARKER_RE = re.compile(
-    rf"{_WRAP}(?:{_TEMPLATE}{_WRAP})?"
+    rf"{_WRAP}(?:{_QUALIFIER}{_WRAP})?(?:{_TEMPLATE}{_WRAP})?"
     rf"(?:(?::|=|-|\u2013|\u2014|\bis\b:?)|(?=[\s*_`\"'>#\[\](]*(?:yes|no)\b))",
     re.I,
 )
