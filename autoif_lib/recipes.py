@@ -12,9 +12,13 @@ A recipe (``params/<method>/<experiment>.yaml``) holds everything a run needs::
 
 Composition. ``base: other.yaml`` (a path relative to this file) inherits another
 recipe, recursively; a cycle fails naming the files. Mappings merge deeply at every
-level, so ``dpo: {beta: 0.1}`` changes beta and keeps the base's learning rate.
-Two YAML tags say otherwise explicitly: ``dpo: !replace {beta: 0.1}`` replaces the
-whole mapping, ``warmup_steps: !delete`` removes a key the base set.
+level, so ``dpo: {beta: 0.1}`` changes beta and keeps the base's learning rate. A
+dict-valued stage param (a TRL dict, ``lora``) merges the same way over the stage's own
+default, so a recipe that sets ``dpo: {bf16: true}`` keeps every paper value the stage
+declares. Two YAML tags say otherwise explicitly: ``dpo: !replace {beta: 0.1}`` replaces
+the whole mapping (base recipes' and stage default alike), ``warmup_steps: !delete``
+removes a key a base recipe or the stage default set. The tags survive the base chain,
+so a child's plain mapping over a parent's ``!replace`` still replaces the default.
 
 The resolved recipe names, for every stage, the key of its output folder
 (``stage_keys``): a hash of the stage's own params, the fingerprints of the files
@@ -144,12 +148,14 @@ class Replace(dict):
     """``!replace {...}``: this mapping replaces the base's instead of merging into it."""
 
 
-class _Delete:
+class _Delete(str):
+    """``!delete``. A str, so a recipe record with one still writes as JSON (as "!delete")."""
+
     def __repr__(self):
         return "!delete"
 
 
-DELETE = _Delete()
+DELETE = _Delete("!delete")
 
 
 def _loader():
@@ -197,18 +203,62 @@ def _plain(v: Any) -> Any:
 
 
 def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict:
-    """Deep merge: mappings merge key by key; ``Replace`` replaces; ``DELETE`` removes; the rest overrides."""
-    out = dict(base)
+    """Deep merge: mappings merge key by key; ``Replace`` replaces; ``DELETE`` removes; the rest overrides.
+
+    The markers stay in the result (a ``Replace`` stays one when merged into; a ``DELETE`` stays where the
+    base had nothing to remove) because a stage's dict param merges once more, over its default, when the
+    recipe is built; ``_plain`` drops them.
+    """
+    out = Replace(base) if isinstance(base, Replace) else dict(base)
     for k, v in over.items():
-        if v is DELETE:
-            out.pop(k, None)
-        elif isinstance(v, Replace):
-            out[k] = _plain(dict(v))
+        if v is DELETE or isinstance(v, Replace):
+            out[k] = v
         elif isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = merge(out[k], v)
+        elif isinstance(v, dict):
+            out[k] = merge({}, v)
         else:
-            out[k] = _plain(v)
+            out[k] = v
     return out
+
+
+def _dict_params(cls: type) -> set[str]:
+    """The stage's dict-valued params: a recipe's mapping for one merges over the stage default."""
+    return {f.name for f in dataclasses.fields(cls)
+            if f.default_factory is not dataclasses.MISSING and isinstance(f.default_factory(), dict)}
+
+
+def _stage_values(cls: type, layers: list[Mapping[str, Any]]) -> dict:
+    """A stage's values from its recipe layers (common, then its own block), markers applied.
+
+    Scalars first, so a class's ``recipe_default(name, values)`` hook can shape a dict default from them
+    (TrainFields drops the default's gradient accumulation when the recipe sets a global batch).
+    """
+    dicts = _dict_params(cls)
+    values: dict[str, Any] = {}
+    for layer in layers:
+        for k, v in layer.items():
+            if k not in dicts:
+                if v is DELETE:
+                    values.pop(k, None)
+                else:
+                    values[k] = v
+    hook = getattr(cls, "recipe_default", None)
+    for layer in layers:
+        for k, v in layer.items():
+            if k not in dicts:
+                continue
+            if v is DELETE:
+                values.pop(k, None)
+            elif isinstance(v, Replace) or not isinstance(v, dict):
+                values[k] = v      # a non-mapping is the builder's type error to report
+            else:
+                below = values.get(k)
+                if not isinstance(below, dict):
+                    below = hook(k, values) if hook else next(
+                        f.default_factory() for f in dataclasses.fields(cls) if f.name == k)
+                values[k] = merge(below, v)
+    return {k: _plain(v) for k, v in values.items()}
 
 
 def resolve_chain(path: Path, _stack: tuple[Path, ...] = ()) -> tuple[dict, tuple[Path, ...]]:
@@ -220,7 +270,7 @@ def resolve_chain(path: Path, _stack: tuple[Path, ...] = ()) -> tuple[dict, tupl
     data = _load_yaml(path)
     base = data.pop("base", None)
     if base is None:
-        return _plain(data), (*_stack, path)[len(_stack):]
+        return merge({}, data), (*_stack, path)[len(_stack):]
     if not isinstance(base, str):
         raise ParamsError(f"{path}: base: expected a file name, got {base!r}")
     base_path = resolve_path(base, path.parent)
@@ -287,7 +337,7 @@ def load_recipe(path: str | os.PathLike, overrides: Mapping[str, Any] | None = N
                 values["experiment"] = experiment
             if "seed" in names:
                 values["seed"] = seed
-            values.update({k: v for k, v in common.items() if k in names and k not in dict(pipe.stage(name).fixed)})
+            from_common = {k: v for k, v in common.items() if k in names and k not in dict(pipe.stage(name).fixed)}
             own = stages_raw.get(name) or {}
             if not isinstance(own, dict):
                 raise ParamsError(f"stages.{name}: expected a mapping, got {type(own).__name__}")
@@ -298,7 +348,7 @@ def load_recipe(path: str | os.PathLike, overrides: Mapping[str, Any] | None = N
             for k in fixed:
                 if k in own:
                     raise ParamsError(f"stages.{name}.{k}: set by the pipeline for this stage, not in a recipe")
-            values.update(own)
+            values.update(_stage_values(cls, [from_common, own]))
             values.update(fixed)
             try:
                 stages[name] = build(cls, values, f"stages.{name}", root)
@@ -316,7 +366,7 @@ def load_recipe(path: str | os.PathLike, overrides: Mapping[str, Any] | None = N
         raise ParamsError(f"{where}: {e}") from None
     return Recipe(path=path, experiment=experiment, seed=seed,
                   outputs=resolve_path(outputs, root), description=description, pipeline_name=pipeline_name,
-                  stages=stages, raw=data, chain=tuple(str(p) for p in chain), root=root,
+                  stages=stages, raw=_plain(data), chain=tuple(str(p) for p in chain), root=root,
                   notes=tuple(dict.fromkeys(notes)))
 
 

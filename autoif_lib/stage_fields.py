@@ -73,6 +73,17 @@ class TrainFields:
     verify_save: bool = param(True, "after saving, compare the checkpoint on disk with the weights in memory "
                                     "(per-tensor sums; catches a sharded engine saving empty tensors)")
 
+    @classmethod
+    def recipe_default(cls, key: str, values: dict) -> dict:
+        """The default a recipe's TRL dict merges over. With a global batch in the recipe the default's gradient
+        accumulation goes (it is derived then); one the recipe writes itself still conflicts, loudly."""
+        import dataclasses
+
+        default = next(f.default_factory() for f in dataclasses.fields(cls) if f.name == key)
+        if key != "lora" and values.get("global_batch_size"):
+            default.pop("gradient_accumulation_steps", None)
+        return default
+
     def world_size(self) -> int:
         """Ranks of this stage's training: 1 inside the kernel, else GPUs (or CPU processes) x machines."""
         return max(1, self.num_gpus) * self.num_machines if self.launches() else 1

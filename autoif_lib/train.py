@@ -573,15 +573,30 @@ def passed_on(model: str, reason: str) -> dict:
     return {"final_model": model, "trained": False, "reason": reason, "steps": 0, "log_history": []}
 
 
-def sft_records(examples: Sequence[dict]) -> list[dict]:
-    """SFT examples (``messages``) as prompt/completion records: everything before the last assistant
-    turn is the prompt, the last assistant turn the completion (the only tokens with loss)."""
-    out = []
+def sft_records(examples: Sequence[dict], turns: str = "last") -> list[dict]:
+    """SFT examples (``messages``) as prompt/completion records (loss on the completion only).
+
+    ``turns="last"``: everything before the last assistant turn is the prompt, that turn the completion.
+    ``turns="all"`` (SPaR's refiner, as the released LLaMA-Factory setup trains multi-turn data): one record per
+    assistant turn, its history as the prompt, so every assistant turn carries loss; identical records (a
+    refinement chain's judgment turn and the same standalone judgment) are kept once.
+    """
+    if turns not in ("last", "all"):
+        raise ValueError(f"turns: 'last' or 'all', got {turns!r}")
+    out, seen = [], set()
     for e in examples:
         msgs = e["messages"]
         if not msgs or msgs[-1]["role"] != "assistant":
             raise ValueError(f"SFT example without a final assistant turn: {msgs!r:.200}")
-        out.append({"prompt": msgs[:-1], "completion": [msgs[-1]]})
+        ends = [i for i, m in enumerate(msgs) if m["role"] == "assistant"] if turns == "all" else [len(msgs) - 1]
+        for i in ends:
+            rec = {"prompt": msgs[:i], "completion": [msgs[i]]}
+            if turns == "all":
+                key = io.stable_hash(rec)
+                if not rec["prompt"] or key in seen:
+                    continue
+                seen.add(key)
+            out.append(rec)
     return out
 
 

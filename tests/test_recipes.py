@@ -92,3 +92,61 @@ def test_recipes_differing_in_one_stage_share_its_upstreams(write_yaml):
 def test_unknown_pipeline_is_a_clear_error(write_yaml):
     with pytest.raises(ParamsError, match="unknown pipeline 'autof'.*did you mean 'autoif'"):
         load_recipe(write_yaml("pipeline: autof\nexperiment: x\n"))
+
+
+def test_spar_paper_recipe_keeps_the_papers_training_settings(root):
+    # The recipe sets only {bf16, gradient_checkpointing}; the stage defaults hold the paper's values and must survive.
+    r = load_recipe(root / "params/spar/paper_llama3_8b.yaml")
+    for actor in ("06_t1_actor", "12_t2_actor", "18_t3_actor"):
+        p = r.stages[actor]
+        dpo = p.dpo
+        assert dpo["loss_type"] == ["sigmoid", "sft"] and dpo["loss_weights"] == [1.0, 0.1]
+        assert dpo["learning_rate"] == 2e-7 and dpo["num_train_epochs"] == 1 and dpo["max_length"] == 2048
+        assert dpo["warmup_steps"] == 0.1 and dpo["lr_scheduler_type"] == "linear" and dpo["beta"] == 0.1
+        assert dpo["bf16"] is True and dpo["gradient_checkpointing"] is True
+        assert p.batch_plan() == {"per_device": 2, "accumulation": 2, "world": 8, "global": 32}
+    for refiner in ("07_t1_refiner", "13_t2_refiner", "19_t3_refiner"):
+        p = r.stages[refiner]
+        sft = p.sft
+        assert sft["learning_rate"] == 2e-6 and sft["num_train_epochs"] == 5 and sft["max_length"] == 4096
+        assert sft["lr_scheduler_type"] == "constant_with_warmup" and sft["bf16"] is True
+        assert p.batch_plan() == {"per_device": 2, "accumulation": 4, "world": 8, "global": 64}
+    assert r.stages["01_init"].sft["learning_rate"] == 2e-6 and r.stages["01_init"].batch_plan()["global"] == 64
+
+
+def test_dict_param_merges_over_the_stage_default_and_tags_reach_it(write_yaml):
+    r = load_recipe(write_yaml("base: $ROOT/params/spar/smoke.yaml\nexperiment: x\nstages:\n"
+                               "  12_t2_actor:\n    dpo:\n      beta: 0.5\n      loss_weights: !delete\n"
+                               "  13_t2_refiner:\n    sft: !replace {max_steps: 1}\n"))
+    dpo = r.stages["12_t2_actor"].dpo
+    assert dpo["beta"] == 0.5 and dpo["loss_type"] == ["sigmoid", "sft"] and "loss_weights" not in dpo
+    assert dpo["learning_rate"] == 5e-6                       # quickstart.yaml's, through the chain
+    assert dpo["num_train_epochs"] == 1 and dpo["lr_scheduler_type"] == "linear"  # the stage default underneath
+    assert r.stages["13_t2_refiner"].sft == {"max_steps": 1}  # !replace: nothing of the default
+    assert r.stages["06_t1_actor"].dpo["loss_type"] == ["sigmoid", "sft"]  # smoke.yaml's plain mapping merged
+
+
+def test_replace_survives_a_child_recipe_merging_into_it(write_yaml):
+    # paper_base's parent sets nothing; here a parent replaces, its child adds one key: still no default keys
+    write_yaml("base: $ROOT/params/autoif/smoke.yaml\nexperiment: p\nstages:\n  09_dpo:\n    dpo: !replace {beta: 0.2}\n",
+               "parent.yaml")
+    r = load_recipe(write_yaml("base: parent.yaml\nexperiment: c\nstages:\n  09_dpo:\n    dpo: {max_steps: 2}\n"))
+    assert r.stages["09_dpo"].dpo == {"beta": 0.2, "max_steps": 2}
+
+
+def test_global_batch_drops_the_default_accumulation_but_not_the_recipes(write_yaml):
+    r = load_recipe(write_yaml("base: $ROOT/params/spar/smoke.yaml\nexperiment: x\nstages:\n"
+                               "  06_t1_actor: {global_batch_size: 8}\n"))
+    p = r.stages["06_t1_actor"]
+    assert "gradient_accumulation_steps" not in p.dpo and p.batch_plan()["accumulation"] == 4
+    with pytest.raises(ParamsError, match=r"gradient_accumulation_steps: derived from global_batch_size"):
+        load_recipe(write_yaml("base: $ROOT/params/spar/smoke.yaml\nexperiment: x\nstages:\n"
+                               "  06_t1_actor: {global_batch_size: 8, dpo: {gradient_accumulation_steps: 2}}\n"))
+
+
+def test_show_prints_the_merged_dict(write_yaml, root):
+    import yaml
+
+    doc = yaml.safe_load(show(load_recipe(root / "params/spar/paper_llama3_8b.yaml")))
+    assert doc["stages"]["06_t1_actor"]["dpo"]["loss_type"] == ["sigmoid", "sft"]
+    assert doc["stages"]["06_t1_actor"]["batch"] == "per-device 2 x accumulation 2 x world 8 = 32"

@@ -120,12 +120,12 @@ def test_rft_parts_and_formats():
     pos = by_part["tree_positive_judgments"]
     assert len(pos) == 1                                   # deep_tree has no 0.5 < v < 1 node; split_tree has 0.75
     assert "Bonjour." in pos[0]["messages"][0]["content"] and _last(pos[0]).endswith("Final Judgement: Yes")
-    neg = by_part["tree_negative_judgments"]
-    assert len(neg) == 2                                   # 0.25 nodes: node 1 of deep_tree, node 0 of split_tree
-    for c in neg:
-        assert [m["role"] for m in c["messages"]] == ["user", "assistant"]
-        assert _last(c).endswith("Final Judgement: No")
-        assert 0 < c["source"]["value"] < 0.5
+    # 0.25 nodes: node 1 of deep_tree (the chain's parent: its judge prompt is the chain's, a global duplicate)
+    # and node 0 of split_tree (a root: an actor sample, never a tree judgment)
+    assert by_part["tree_negative_judgments"] == []
+    assert counts["tree_negative_judgments"] == {"candidates": 1, "duplicates": 1, "inconsistent": 0,
+                                                 "before_cap": 0, "after_cap": 0}
+    neg = []
     # unanimous nodes (0.0 / 1.0) never appear as judgments
     judged = [c["messages"][0]["content"] for c in pos + neg]
     assert not any("Cats Are Great." in j or "Response:\ncats are great." in j or "Hello." in j for j in judged)
@@ -135,7 +135,7 @@ def test_rft_parts_and_formats():
     assert _last(by_part["sample_positive_judgments"][0]) == "all rules met\n\nFinal Judgement: Yes"
     assert _last(by_part["sample_negative_judgments"][0]) == "misses rule 2.\n\nFinal Judgement: No"
     assert counts["sample_negative_judgments"]["candidates"] == 1   # the unanimous vote is not a candidate
-    assert sum(v["after_cap"] for v in counts.values()) == len(convs) == 6
+    assert sum(v["after_cap"] for v in counts.values()) == len(convs) == 4
 
 
 def test_rft_every_judgment_ends_with_consistent_verdict():
@@ -166,14 +166,14 @@ def test_rft_caps_dedup_and_seed():
     convs, counts = D.rft_data(trees, votes, caps=caps, seed=0)
     assert counts["refinement_chains"] == {"candidates": 35, "duplicates": 5, "inconsistent": 0,
                                            "before_cap": 30, "after_cap": 7}
-    assert counts["tree_negative_judgments"]["before_cap"] == 30 and counts["tree_negative_judgments"]["after_cap"] == 3
+    # every tree's 0.25 node is its chain's parent: the same judge prompt, removed across parts before the cap
+    assert counts["tree_negative_judgments"]["before_cap"] == 0 and counts["tree_negative_judgments"]["duplicates"] == 35
     assert counts["sample_positive_judgments"]["duplicates"] == 3
     assert counts["sample_positive_judgments"]["after_cap"] == 5
     assert counts["sample_negative_judgments"]["after_cap"] == 20          # None = uncapped
     assert counts["tree_positive_judgments"]["after_cap"] == 0            # deep trees have no 0.5 < v < 1 node
-    for part in D.RFT_PARTS:
-        firsts = [c["messages"][0]["content"] for c in convs if c["part"] == part]
-        assert len(firsts) == len(set(firsts))
+    firsts = [c["messages"][0]["content"] for c in convs]
+    assert len(firsts) == len(set(firsts))                                # unique across parts
     assert convs == D.rft_data(trees, votes, caps=caps, seed=0)[0]
     kept_a = {c["messages"][0]["content"] for c in convs if c["part"] == "refinement_chains"}
     kept_b = {c["messages"][0]["content"] for c in D.rft_data(trees, votes, caps=caps, seed=5)[0]
@@ -227,3 +227,69 @@ def test_judgment_texts_read_by_vote_parser():
         text = c["messages"][1]["content"] if c["part"] == "refinement_chains" else _last(c)
         assert voting.parse_verdict(text) is want.get(c["part"], False)
         assert D.verdict(text) is want.get(c["part"], False)
+
+
+# ====================================================================== refiner data as released
+
+def test_roots_are_never_tree_judgments():
+    t = {"prompt": "P", "success": False, "final": None, "nodes": [
+        node(0, None, 0, "root text", 0.4), node(1, 0, 1, "child text", 0.0), node(2, 0, 1, "other", 1.0)]}
+    convs, counts = D.rft_data([t], [], caps={}, seed=0)
+    assert convs == [] and counts["tree_negative_judgments"]["candidates"] == 0   # the root's 0.4 is not picked
+    t["nodes"][1]["value"] = 0.2
+    convs, _ = D.rft_data([t], [], caps={}, seed=0)
+    assert [c["source"]["node"] for c in convs] == [1]
+
+
+def test_global_dedup_comes_before_the_caps():
+    # a sample judgment whose judge prompt equals a chain's: removed before capping, so the cap keeps other items
+    tree = deep_tree()
+    dup = {"prompt": tree["prompt"], "response": "cats Are great.", "critique": "no\nFinal Judgement: No",
+           "label": False, "value": 0.25}
+    others = [{"prompt": f"V{i}", "response": "r", "critique": "c", "label": False, "value": 0.25} for i in range(3)]
+    convs, counts = D.rft_data([tree], [dup, *others], caps={"sample_negative_judgments": 3}, seed=0)
+    neg = [c for c in convs if c["part"] == "sample_negative_judgments"]
+    assert counts["sample_negative_judgments"] == {"candidates": 4, "duplicates": 1, "inconsistent": 0,
+                                                   "before_cap": 3, "after_cap": 3}
+    assert sorted(c["source"]["sample"] for c in neg) == [1, 2, 3]
+
+
+def test_chain_trains_the_conversation_the_search_sent():
+    """The critique turn of a refinement chain is the text the refiner saw during the search, verdict line included."""
+    from autoif_lib.spar import roles, search
+
+    class Gen:
+        def __init__(self):
+            self.convs = []
+
+        def generate(self, convs, sp, desc=""):
+            self.convs += convs
+            return [[f"Fix the case.\nRefined response: [[start]]cats are great {k}.[[end]]" for k in range(sp.n)]
+                    for _ in convs]
+
+    gen = Gen()
+    refiner = roles.Refiner(gen, temperature=0.7, max_new_tokens=64, seed=0)
+    root = {"prompt": "Write about cats in lowercase.", "response": "Cats Are Great.",
+            "critique": "Step-by-step verification: uppercase letters.", "value": 0.0}
+    trees = search.run_search([root], refiner, lambda items: [(1.0, "all good") for _ in items], branch=1, keep=1)
+    assert trees[0].success
+    convs, _ = D.rft_data([trees[0].to_dict()], [], caps={}, seed=0)
+    (chain,) = [c for c in convs if c["part"] == "refinement_chains"]
+    assert chain["messages"][:3] == gen.convs[0]
+    assert gen.convs[0][1]["content"] == "Step-by-step verification: uppercase letters.\n\nFinal Judgement: No"
+    assert chain["messages"][3]["content"].endswith("[[start]]cats are great 0.[[end]]")
+
+
+def test_sft_records_train_every_assistant_turn():
+    from autoif_lib import train
+
+    chain = P.refine("P", "bad", "wrong case") + [{"role": "assistant", "content": "fixed: [[start]]good[[end]]"}]
+    judgment = P.judge("P", "bad") + [{"role": "assistant", "content": P.judgment("wrong case", False)}]
+    recs = train.sft_records([{"messages": chain}, {"messages": judgment}], "all")
+    # the chain's critique turn, its refinement turn; the standalone judgment is the same record as the first
+    assert [r["completion"][0]["content"] for r in recs] == ["wrong case\n\nFinal Judgement: No",
+                                                             "fixed: [[start]]good[[end]]"]
+    assert recs[0]["prompt"] == chain[:1] and recs[1]["prompt"] == chain[:3]
+    last = train.sft_records([{"messages": chain}, {"messages": judgment}], "last")
+    assert [r["completion"][0]["content"] for r in last] == ["fixed: [[start]]good[[end]]",
+                                                             "wrong case\n\nFinal Judgement: No"]

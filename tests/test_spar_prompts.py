@@ -62,7 +62,8 @@ def test_refine_prompt_three_turns():
     assert _is_messages(msgs)
     assert [m["role"] for m in msgs] == ["user", "assistant", "user"]
     assert msgs[0] == P.judge("Write a haiku in lowercase.", "Autumn wind blows")[0]
-    assert msgs[1]["content"] == "It uses a capital A.\nFinal Judgement: No"
+    assert msgs[1]["content"] == "It uses a capital A.\n\nFinal Judgement: No"   # one verdict line, normalised
+    assert P.refine("p", "r", "It uses a capital A.")[1] == msgs[1]                 # a bare critique gets it too
     last = msgs[2]["content"]
     assert "Refined response:" in last and "[[start]]" in last and "[[end]]" in last
     assert last == P.refine_instruction()
@@ -269,3 +270,81 @@ def test_compose_bounds():
         E.compose(reqs, two, k_min=3, k_max=4)
     with pytest.raises(ValueError):
         E.compose(reqs, cons, k_min=0)
+
+
+# ---------------------------------------------------------------------------- paper-scale inputs
+
+def _ctx(**p):
+    from types import SimpleNamespace
+
+    from autoif_lib.spar.stages import PromptsParams
+
+    params = PromptsParams(**p)
+    return SimpleNamespace(p=params, input=lambda path: path)
+
+
+def test_prompts_file_reads_our_format_released_output_and_conversations(tmp_path):
+    import json
+
+    from autoif_lib.spar import prompting
+
+    long_prompt = "Describe your favourite season in three sentences, all in lowercase, ending with a question. " * 3
+    rows = [
+        {"id": "a", "prompt": "Write a haiku about rain, in lowercase only.", "constraints": ["lowercase"]},
+        {"origin": "req-7", "main_constraint": ["Format", "Length"],
+         "response": "[[start]]Tell me about tea in exactly two paragraphs, no commas.[[end]]\n"
+                     "Constraints: two paragraphs; no commas"},
+        {"response": "None"},                                       # the released evolve's refusal, kept raw there
+        {"messages": [{"role": "user", "content": long_prompt}, {"role": "assistant", "content": "x"}]},
+        {"prompt": "Write a haiku about rain, in lowercase only."},  # duplicate
+        {"prompt": "Hi"},                                            # below min_chars
+        {"text_field": "nothing usable"},
+    ]
+    f = tmp_path / "evolved.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recs, rejects = prompting.load_prompts_file(f, min_chars=10, max_chars=200)
+    assert [r["prompt"] for r in recs] == ["Write a haiku about rain, in lowercase only.",
+                                           "Tell me about tea in exactly two paragraphs, no commas."]
+    assert recs[1]["constraints"] == ["two paragraphs", "no commas"] and recs[1]["request_id"] == "req-7"
+    assert recs[0]["constraints"] == ["lowercase"] and recs[0]["id"] == "a"
+    assert rejects == {"refused_math_or_code": 1, "too_long": 1, "duplicate": 1, "too_short": 1, "no_text": 1}
+    recs, rejects = prompting.load_prompts_file(f, min_chars=10, max_chars=10 ** 9)
+    assert len(recs) == 3 and "too_long" not in rejects
+
+
+def test_math_code_filter_is_a_switch_and_the_paper_default_asks_the_model():
+    from autoif_lib.spar import prompting
+
+    reqs = [{"id": "a", "request": "I want to learn Python, where do I start?"},
+            {"id": "b", "request": "Plan a picnic for six people."}]
+    assert prompting.prefilter(_ctx(), reqs) == (reqs, [])                    # llm (paper): no keyword filter
+    kept, refused = prompting.prefilter(_ctx(math_code_filter="regex"), reqs)
+    assert [r["id"] for r in kept] == ["b"] and [r["id"] for r in refused] == ["a"]
+    assert prompting.prefilter(_ctx(math_code_filter="off"), reqs) == (reqs, [])
+    # llm: the supervisor's own "None" is the refusal, counted by the evolve parser
+    assert E.parse_evolved("None")[2] == "refused_math_or_code"
+
+
+def test_length_filter_params_reach_the_request_pool(tmp_path):
+    from autoif_lib.spar import prompting
+
+    f = tmp_path / "q.jsonl"
+    f.write_text('{"query": "short"}\n{"query": "' + "a long request " * 30 + '"}\n{"query": "a normal request here"}\n')
+    reqs, counts = prompting.load_requests(_ctx(queries_file=str(f), min_chars=10, max_chars=100))
+    assert [r["request"] for r in reqs] == ["a normal request here"]
+    assert counts == {"read": 3, "kept": 1, "rejects": {"too_short": 1, "too_long": 1}}
+    reqs, counts = prompting.load_requests(_ctx(queries_file=str(f)))       # defaults: no upper limit
+    assert len(reqs) == 3 and counts["rejects"] == {}
+    f2 = prompting.funnel(reqs[:2], [], {"prompts": reqs[:2], "rejects": {}}, reqs[:1], reqs[1:2],
+                          {"read": 5, "kept": 3, "rejects": {"too_long": 2}})
+    assert [s["out"] for s in f2.steps] == [5, 3, 2, 2, 2, 1] and f2.steps[1]["rejects"] == {"too_long": 2}
+
+
+def test_prompts_file_and_source_agree():
+    from autoif_lib.params import ParamsError, build
+    from autoif_lib.spar.stages import PromptsParams
+
+    with pytest.raises((ParamsError, ValueError), match="needed by source: file"):
+        build(PromptsParams, {"source": "file"})
+    with pytest.raises((ParamsError, ValueError), match="max_chars"):
+        build(PromptsParams, {"min_chars": 50, "max_chars": 10})

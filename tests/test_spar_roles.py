@@ -43,34 +43,73 @@ def test_tied_votes_are_resampled_then_dropped():
     assert len(gen.requests) == 3 and j.calls["judgment_completions"] == 6
 
 
-def test_verifier_judge_through_the_real_sandbox():
-    from autoif_lib.sandbox import Sandbox, SandboxConfig
+LONG = "def evaluate(response):\n    return len(response.split()) >= 2"
+NO_E = "def evaluate(response):\n    return 'e' not in response.lower()"
+PROMPT3 = {"prompt": "Say hi. Use lowercase. Use at most three words. Use at least two words.",
+           "constraints": ["Use lowercase.", "Use at most three words.", "Use at least two words."],
+           "verifiers": [LOWER, SHORT, LONG]}
+PROMPT4 = {"prompt": "Greet. Lowercase, 2-3 words, no letter e.",
+           "constraints": ["Use lowercase.", "Use at most three words.", "Use at least two words.", "No letter e."],
+           "verifiers": [LOWER, SHORT, LONG, NO_E]}
 
-    prompt_records = [{"prompt": "Say hi. Use lowercase. Use at most three words.",
-                       "constraints": ["Use lowercase.", "Use at most three words."], "verifiers": [LOWER, SHORT]}]
+
+def test_verifier_judge_succeeds_only_when_every_constraint_passes():
+    from autoif_lib.sandbox import Sandbox, SandboxConfig
+    from autoif_lib.spar import data
+
+    p3, p4 = PROMPT3["prompt"], PROMPT4["prompt"]
     with Sandbox(SandboxConfig(timeout_s=2.0)) as box:
         j = roles.Judge("verifiers", None, n=5, temperature=0.7, max_new_tokens=8, max_rounds=3, seed=0,
-                        verifiers=roles.verifier_index(prompt_records), runner=box.verdicts)
-        recs = j.judge_many([(prompt_records[0]["prompt"], "hi there"), (prompt_records[0]["prompt"], "Hi There Friend Now"),
-                             (prompt_records[0]["prompt"], "hello my good friend")])
-    assert [r["value"] for r in recs] == [1.0, 0.0, 0.5]
-    assert [r["label"] for r in recs] == [True, False, False]  # success needs > 0.5
-    assert "not met: Use at most three words." in recs[2]["critique"] and "lowercase" not in recs[2]["critique"]
-    assert j.calls["verifier_runs"] == 6
+                        verifiers=roles.verifier_index([PROMPT3, PROMPT4]), runner=box.verdicts)
+        recs = j.judge_many([(p3, "hi there"), (p3, "hi there my friend"), (p3, "Hi There Friend Now"),
+                             (p4, "hi pal"), (p4, "hi there"), (p4, "Hi There")])
+    # 3 constraints: all pass / 2 of 3 (too long) / 1 of 3; 4 constraints: all / 3 of 4 (an e) / 2 of 4
+    assert [r["verifier_value"] for r in recs] == [1.0, pytest.approx(2 / 3), pytest.approx(1 / 3), 1.0, 0.75, 0.5]
+    assert [r["label"] for r in recs] == [True, False, False, True, False, False]   # 2 of 3 is not a success
+    assert [r["value"] for r in recs] == [1.0, pytest.approx(1 / 3), pytest.approx(1 / 6), 1.0, 0.375, 0.25]
+    assert recs[1]["critique"].count("not met") == 1 and "at most three words" in recs[1]["critique"]
+    assert "not met: No letter e." in recs[4]["critique"]
+    # the RFT targets these give never contradict the verifiers: a No lists what failed, a Yes nothing
+    for r in recs:
+        text = data.judgment_text(r["critique"], r["label"])
+        assert text.endswith("Final Judgement: " + ("Yes" if r["label"] else "No"))
+        assert ("not met" in text) is (not r["label"])
+    assert j.calls["verifier_runs"] == 3 * 3 + 3 * 4
 
 
-def test_both_averages_the_vote_and_the_verifiers():
+def test_both_needs_the_majority_yes_and_every_verifier():
     from autoif_lib.sandbox import Sandbox, SandboxConfig
+    from autoif_lib.spar import data
 
-    gen = ScriptedGen(lambda c, k: "Looks right.\nFinal Judgement: Yes")
-    recs = [{"prompt": "P", "constraints": ["Use lowercase."], "verifiers": [LOWER]}]
+    def reply(conv, k):  # the refiner passes everything but the two-word answers, 2 votes of 3 either way
+        text = conv[0]["content"]
+        yes = ("hi there my friend" in text or "Hi There" in text) == (k < 2)
+        return ("The response meets each requirement." if yes else "A requirement is missed.") + \
+            "\nFinal Judgement: " + ("Yes" if yes else "No")
+
+    gen = ScriptedGen(reply)
+    p3, p4 = PROMPT3["prompt"], PROMPT4["prompt"]
     with Sandbox(SandboxConfig(timeout_s=2.0)) as box:
         j = roles.Judge("both", gen, n=3, temperature=0.7, max_new_tokens=8, max_rounds=1, seed=0,
-                        verifiers=roles.verifier_index(recs), runner=box.verdicts)
-        (ok, bad) = j.judge_many([("P", "all lower"), ("P", "Not Lower")])
-    assert (ok["llm_value"], ok["verifier_value"], ok["value"]) == (1.0, 1.0, 1.0)
-    assert (bad["llm_value"], bad["verifier_value"], bad["value"]) == (1.0, 0.0, 0.5) and bad["label"] is False
-    assert "Looks right." in bad["critique"] and "not met: Use lowercase." in bad["critique"]
+                        verifiers=roles.verifier_index([PROMPT3, PROMPT4]), runner=box.verdicts)
+        recs = j.judge_many([(p3, "hi there my friend"), (p3, "hi there"), (p4, "hi pal"), (p4, "Hi There")])
+    # LLM yes + 2/3 verifiers: No; LLM no + all verifiers: No; LLM yes? (hi pal: no) ; LLM yes + 2/4: No
+    assert [r["llm_value"] for r in recs] == [pytest.approx(2 / 3), pytest.approx(1 / 3), pytest.approx(1 / 3),
+                                              pytest.approx(2 / 3)]
+    assert [r["label"] for r in recs] == [False, False, False, False]
+    assert recs[0]["value"] == pytest.approx(1 / 3) and recs[1]["value"] == pytest.approx(1 / 3)
+    # verifiers failed what the LLM passed: the critique is the failed constraints alone (no "meets each requirement")
+    assert recs[0]["critique"] == roles.verifier_critique(["Use at most three words."])
+    assert "A requirement is missed." in recs[1]["critique"] and "not met" not in recs[1]["critique"]
+    assert "not met: Use lowercase." in recs[3]["critique"] and "meets each" not in recs[3]["critique"]
+    gen2 = ScriptedGen(lambda c, k: "Fine.\nFinal Judgement: Yes")
+    with Sandbox(SandboxConfig(timeout_s=2.0)) as box:
+        j2 = roles.Judge("both", gen2, n=3, temperature=0.7, max_new_tokens=8, max_rounds=1, seed=0,
+                         verifiers=roles.verifier_index([PROMPT4]), runner=box.verdicts)
+        (ok,) = j2.judge_many([(p4, "hi pal")])
+    assert ok["label"] is True and ok["value"] == 1.0 and ok["critique"] == "Fine."
+    for r in [*recs, ok]:
+        assert data.judgment_text(r["critique"], r["label"]) is not None
 
 
 def test_verifier_judge_needs_verifiers():
@@ -125,8 +164,51 @@ def test_refiner_sends_the_three_turns_and_the_primer():
                     ("fixed 1", "Refined response: [[start]] fixed 1 [[end]]")]]
     conv = gen.requests[0][0][0]
     assert [m["role"] for m in conv] == ["user", "assistant", "user", "assistant"]
-    assert conv[1]["content"] == "Not lowercase." and "Bad Answer" in conv[0]["content"]
+    assert conv[1]["content"] == "Not lowercase.\n\nFinal Judgement: No" and "Bad Answer" in conv[0]["content"]
     assert conv[3]["content"] == "Refined response: [[start]]" and r.calls["refine_completions"] == 2
+
+
+def test_unparseable_and_cut_off_refinements_are_retried():
+    class Gen(ScriptedGen):
+        def hit_limit(self, texts, sp, prefill=""):
+            return ["CUT" in t for t in texts]
+
+    seeds = []
+
+    def reply(conv, k):
+        seed = gen.requests[-1][1].seed
+        seeds.append(seed)
+        tries = len({s for s in seeds})
+        if "never" in conv[0]["content"]:
+            return "I cannot."
+        if tries == 1:  # first round: slot 0 unreadable, slot 1 cut off, slot 2 fine
+            return ["no markers", "[[start]] half CUT", "[[start]]ok[[end]]"][k]
+        return "[[start]]retry ok[[end]]"
+
+    gen = Gen(reply)
+    r = roles.Refiner(gen, temperature=0.7, max_new_tokens=32, seed=0, retries=2)
+    (row, never) = r([("P", "fine answer", "c"), ("P", "never fixed", "c")], n=3)
+    assert [t for t, _ in row] == ["retry ok", "retry ok", "ok"]
+    assert [t for t, _ in never] == [None, None, None]
+    # round 1: 6 candidates; 2 retries: 2 + 3 failed the first time, 3 still failed the second time
+    assert r.calls["truncated"] == 1 and r.calls["retried"] == 5 + 3 and r.calls["recovered"] == 2
+    assert r.calls["unparsed"] == 3 and r.calls["refine_completions"] == 6 + 5 + 3
+    assert len({sp.seed for _, sp in gen.requests}) == 3          # every retry samples with fresh seeds
+    none = roles.Refiner(Gen(reply), temperature=0.7, max_new_tokens=32, seed=0, retries=0)
+    assert [t for t, _ in none([("P", "never fixed", "c")], n=2)[0]] == [None, None]
+
+
+def test_hit_limit_flags_a_completion_cut_at_max_new_tokens(tmp_path):
+    from autoif_lib.models import Generator, ModelSpec, SamplingParams
+
+    gen = Generator(ModelSpec(backend="transformers", model="embedded", batch_size=2), progress=False)
+    sp = SamplingParams(temperature=0.0, max_new_tokens=6)
+    long_ = gen.generate([[{"role": "user", "content": "Write a long story about a dragon."}]], sp)[0][0]
+    sp_big = SamplingParams(temperature=0.0, max_new_tokens=64)
+    short = gen.generate([[{"role": "user", "content": "Reply with the single word: yes"}]], sp_big)[0][0]
+    assert gen.hit_limit([long_], sp) == [True]
+    assert gen.hit_limit([short], sp_big) == [False], short
+    assert Generator(ModelSpec(backend="openai", model="m", base_url="http://x"), progress=False).hit_limit(["a"], sp) == [None]
 
 
 def test_pick_roots_one_negative_per_prompt():

@@ -76,6 +76,23 @@ class Generator:
             backend.close()
         return True
 
+    def hit_limit(self, texts: Sequence[str], sp: SamplingParams, prefill: str = "") -> list[bool | None]:
+        """Whether each completion used all of ``sp.max_new_tokens`` (so it was cut off, not finished): its
+        continuation re-tokenized with the model's tokenizer. A finished completion ends with an end-of-turn
+        token the text does not show, so it holds at most ``max_new_tokens - 1`` visible tokens. None per text
+        where no local tokenizer exists (a chat API). The tokenizer alone is loaded, never the weights."""
+        if self.spec.backend == "openai":
+            return [None] * len(texts)
+        if getattr(self, "_tokenizer", None) is None:
+            from .backends import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.spec)
+        out = []
+        for t in texts:
+            cont = t[len(prefill):] if prefill and t.startswith(prefill) else t
+            out.append(len(self._tokenizer(cont, add_special_tokens=False)["input_ids"]) >= sp.max_new_tokens)
+        return out
+
     def row_key(self, messages: tuple, sp: SamplingParams, sample_idx: int) -> str:
         # n is not part of the key: asking for 8 samples later reuses the first 4.
         sampling = {k: v for k, v in to_jsonable(sp).items() if k != "n"}

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import difflib
 import random
-import re
 import statistics
 from collections.abc import Sequence
 
@@ -33,7 +32,7 @@ RFT_CAPS = {  # the paper's defaults
     "sample_positive_judgments": 2500,
 }
 
-_VERDICT_RE = re.compile(r"final\s+judge?ments?\s*[*_`]*\s*[:：]?\s*[*_`\"']*\s*(yes|no)\b", re.IGNORECASE)
+_VERDICT_RE = P._VERDICT_RE
 
 
 # ---------------------------------------------------------------------------- trees
@@ -154,12 +153,7 @@ def judgment_text(critique: str, label: bool) -> str | None:
     own = verdict(critique)
     if own is not None and own != label:
         return None
-    body = (critique or "").rstrip()
-    found = list(_VERDICT_RE.finditer(body))
-    if found:  # cut from the start of the last verdict's line (drops any chatter after it too)
-        body = body[:body.rfind("\n", 0, found[-1].start()) + 1].rstrip()
-    word = "Yes" if label else "No"
-    return (body + "\n\n" if body else "") + f"{P.JUDGEMENT_MARKER}: {word}"
+    return P.judgment(critique, label)
 
 
 def _judgment_conv(prompt: str, response: str, critique: str, label: bool) -> list[dict] | None:
@@ -170,9 +164,11 @@ def _judgment_conv(prompt: str, response: str, critique: str, label: bool) -> li
 
 
 def _pick_node(tree: dict, lo: float, hi: float, rng: random.Random) -> dict | None:
-    """A random node with lo < value < hi and a response and a critique."""
+    """A random refinement (never the root: the actor's sample, judged in the sample parts) with lo < value < hi,
+    a response and a critique."""
+    root = root_node(tree)
     cands = [n for n in tree.get("nodes", [])
-             if isinstance(n.get("value"), (int, float)) and lo < n["value"] < hi
+             if n is not root and isinstance(n.get("value"), (int, float)) and lo < n["value"] < hi
              and n.get("response") and n.get("critique")]
     return rng.choice(cands) if cands else None
 
@@ -183,15 +179,17 @@ def rft_data(trees: Sequence[dict], sample_votes: Sequence[dict], caps: dict | N
 
     (a) ``refinement_chains``: per successful tree, [judge(prompt, parent response), parent
         critique (ending "Final Judgement: No"), refine instruction, final node's ``refine_cot``];
-    (b) ``tree_positive_judgments``: per tree (successful or not) one node with 0.5 < value < 1:
+    (b) ``tree_positive_judgments``: per tree (successful or not) one refinement (the root never: it is an actor
+        sample) with 0.5 < value < 1:
         [judge(prompt, response), critique ending "Final Judgement: Yes"];
     (c) ``tree_negative_judgments``: per tree one node with 0 < value < 0.5, judgment No;
     (d) ``sample_negative_judgments`` / (e) ``sample_positive_judgments``: actor samples with a
         split vote (0 < value < 1), by label No / Yes.
 
     A critique whose own verdict contradicts the label is dropped (counted as ``inconsistent``).
-    Dedup is within a part (a chain and a No judgment may share the same judge prompt: they teach
-    different turns). ``caps`` overrides ``RFT_CAPS`` per part; ``None`` means no cap.
+    Dedup is by first user message across all parts, before the caps, parts in the order above (a chain
+    trains its parent's No judgment as well, so a standalone judgment of the same response is a duplicate).
+    ``caps`` overrides ``RFT_CAPS`` per part; ``None`` means no cap.
     Returns (conversations ``{"messages", "part", "source"}`` shuffled together, counts:
     ``{part: {"candidates", "duplicates", "inconsistent", "before_cap", "after_cap"}}``).
     """
@@ -215,9 +213,10 @@ def rft_data(trees: Sequence[dict], sample_votes: Sequence[dict], caps: dict | N
             final = final_node(tree)
             parent = _nodes_by_id(tree).get(final.get("parent")) if final else None
             if final and parent and final.get("refine_cot") and parent.get("response") and parent.get("critique"):
-                crit = judgment_text(parent["critique"], False)
-                msgs = None if crit is None else (
-                    P.refine(prompt, parent["response"], crit) + [{"role": "assistant", "content": final["refine_cot"]}])
+                # the very conversation the search sent (P.refine), the refiner's completion as the target
+                msgs = None if judgment_text(parent["critique"], False) is None else (
+                    P.refine(prompt, parent["response"], parent["critique"])
+                    + [{"role": "assistant", "content": final["refine_cot"]}])
                 add("refinement_chains", msgs, {"tree": t_idx, "node": final.get("id"), "parent": parent.get("id")})
         for part, lo, hi, label in (("tree_positive_judgments", 0.5, 1.0, True),
                                     ("tree_negative_judgments", 0.0, 0.5, False)):
@@ -238,8 +237,8 @@ def rft_data(trees: Sequence[dict], sample_votes: Sequence[dict], caps: dict | N
 
     out: list[dict] = []
     counts: dict[str, dict] = {}
+    seen: set[str] = set()
     for part in RFT_PARTS:
-        seen: set[str] = set()
         unique = []
         for conv in parts[part]:
             key = next(m["content"] for m in conv["messages"] if m["role"] == "user")

@@ -97,7 +97,7 @@ def with_tree_search(ctx, refiner: str, examples: Sequence[dict], outs: Sequence
     p = ctx.p
     judge = llm_judge(ctx, refiner)
     refiner_fn = roles.Refiner(ctx.generator(dataclasses.replace(p.generation, model=refiner)), p.refine_temperature,
-                               p.refine_max_new_tokens, p.seed, p.refine_prefill)
+                               p.refine_max_new_tokens, p.seed, p.refine_prefill, p.refine_retries)
     judged = judge.judge_many([(ex["prompt"], o) for ex, o in zip(examples, outs)])
     roots = [{"prompt": ex["prompt"], "response": o, "critique": j["critique"], "value": j["value"] or 0.0, "i": i}
              for i, (ex, o, j) in enumerate(zip(examples, outs, judged)) if j["label"] is False]

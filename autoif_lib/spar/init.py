@@ -17,7 +17,11 @@ from . import prompts, roles, voting
 
 
 def supervisor_data(ctx, prompt_records: Sequence[dict]) -> dict:
-    """{"actor": [messages...], "refiner": [messages...], "rejects": {...}} written by the supervisor."""
+    """{"actor": [messages...], "refiner": [messages...], "rejects": {...}} written by the supervisor.
+
+    An answer or a refinement cut off at ``max_new_tokens`` is rejected and counted (``truncated_*``; a chat API
+    gives no token count, so nothing is counted there). The judgment target is the critique with one verdict line,
+    and a refinement conversation's critique turn is that same text (``prompts.judgment``)."""
     p = ctx.p
     recs = list(prompt_records)
     if p.n_prompts and p.n_prompts < len(recs):
@@ -26,24 +30,35 @@ def supervisor_data(ctx, prompt_records: Sequence[dict]) -> dict:
     sp = SamplingParams(temperature=0.7, max_new_tokens=p.max_new_tokens, seed=p.seed)
     answers = [o[0] for o in gen.generate([[{"role": "user", "content": r["prompt"]}] for r in recs], sp,
                                           desc="supervisor answers")]
+    cut = gen.hit_limit(answers, sp)
     judgments = [o[0] for o in gen.generate([prompts.judge(r["prompt"], a) for r, a in zip(recs, answers)], sp,
                                             desc="supervisor judgments")]
-    actor, refiner, rejects, failed = [], [], {"empty_answer": 0, "unparsed_judgment": 0, "unparsed_refinement": 0}, []
-    for r, a, j in zip(recs, answers, judgments):
+    actor, refiner, failed = [], [], []
+    rejects = {"empty_answer": 0, "truncated_answer": 0, "unparsed_judgment": 0, "unparsed_refinement": 0,
+               "truncated_refinement": 0}
+    for r, a, j, c in zip(recs, answers, judgments, cut):
         if not a.strip():
             rejects["empty_answer"] += 1
+            continue
+        if c:
+            rejects["truncated_answer"] += 1
             continue
         verdict = voting.parse_verdict(j)
         if verdict is None:
             rejects["unparsed_judgment"] += 1
-        else:
-            refiner.append({"messages": prompts.judge(r["prompt"], a) + [{"role": "assistant", "content": j}]})
+            continue
+        critique = voting.split_critique(j)
+        refiner.append({"messages": prompts.judge(r["prompt"], a)
+                        + [{"role": "assistant", "content": prompts.judgment(critique, verdict)}]})
         if verdict is True:
             actor.append({"messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": a}]})
-        elif verdict is False:
-            failed.append((r["prompt"], a, voting.split_critique(j)))
+        else:
+            failed.append((r["prompt"], a, critique))
     fixes = [o[0] for o in gen.generate([prompts.refine(*f) for f in failed], sp, desc="supervisor refinements")]
-    for (prompt, a, critique), text in zip(failed, fixes):
+    for (prompt, a, critique), text, c in zip(failed, fixes, gen.hit_limit(fixes, sp)):
+        if c:
+            rejects["truncated_refinement"] += 1
+            continue
         refined, _ = roles.parse_refined(text)
         if refined is None:
             rejects["unparsed_refinement"] += 1
@@ -61,7 +76,8 @@ def initial_models(ctx, base: str, data: dict) -> dict:
         return {"actor": base, "refiner": base, "trained": {}}
     out, trained = {}, {}
     for role in ("actor", "refiner"):
-        records = train.sft_records(data[role])
+        # the refiner's refinement conversations train the critique turn too (as RFT does, `train_turns: all`)
+        records = train.sft_records(data[role], "all" if role == "refiner" else "last")
         if not records:  # nothing the supervisor wrote survived: the base model, said so
             out[role], trained[role] = base, False
             continue

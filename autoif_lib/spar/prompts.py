@@ -18,6 +18,8 @@ exactly what the prompts ask for.
 
 from __future__ import annotations
 
+import re
+
 Messages = list[dict]
 
 START = "[[start]]"
@@ -123,6 +125,20 @@ def judge(prompt: str, response: str) -> Messages:
     return [{"role": "user", "content": content}]
 
 
+_VERDICT_RE = re.compile(r"final\s+judge?ments?\s*[*_`]*\s*[:：]?\s*[*_`\"']*\s*(yes|no)\b", re.IGNORECASE)
+
+
+def judgment(critique: str | None, label: bool) -> str:
+    """A judge's reply as the refiner writes it and reads it back: the critique, then exactly one verdict line
+    ``Final Judgement: Yes/No``. A verdict line already in the critique (and any chatter after it) is cut first,
+    so the function is idempotent: search and training send the very same text."""
+    body = (critique or "").rstrip()
+    found = list(_VERDICT_RE.finditer(body))
+    if found:  # cut from the start of the last verdict's line
+        body = body[:body.rfind("\n", 0, found[-1].start()) + 1].rstrip()
+    return (body + "\n\n" if body else "") + f"{JUDGEMENT_MARKER}: {'Yes' if label else 'No'}"
+
+
 def refine_instruction() -> str:
     """The third turn of ``refine``: ask for a minimally changed response that meets every constraint."""
     return (
@@ -135,9 +151,10 @@ def refine_instruction() -> str:
 
 
 def refine(prompt: str, response: str, critique: str) -> Messages:
-    """Three turns: judge(prompt, response), the critique as the assistant's reply, the refine request."""
+    """Three turns: judge(prompt, response), the critique as the judge's reply ending ``Final Judgement: No``
+    (``judgment``: the same text in search, in the supervisor's data and in RFT), the refine request."""
     return [
         judge(prompt, response)[0],
-        {"role": "assistant", "content": critique},
+        {"role": "assistant", "content": judgment(critique, False)},
         {"role": "user", "content": refine_instruction()},
     ]

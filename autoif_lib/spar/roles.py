@@ -1,8 +1,8 @@
 """The actor and the refiner as batched callables: where SPaR's model calls and verifier runs happen.
 
 ``Judge`` turns (prompt, response) pairs into votes: the refiner's N sampled judgments with a majority
-vote (``judge: llm``), the pass rate of the prompt's sandboxed verifiers (``judge: verifiers``), or the
-mean of both (``both``). Every judgment of one response text is cached for the life of the object, so
+vote (``judge: llm``), the prompt's sandboxed verifiers (``judge: verifiers``: success means every
+constraint passes), or both at once (``both``: the LLM's majority Yes *and* every verifier). Every judgment of one response text is cached for the life of the object, so
 a search never judges the same text twice. ``Refiner`` rewrites a response given its critique. Both
 count their model calls, which the search and the evaluation report.
 """
@@ -50,6 +50,14 @@ def verifier_critique(failed: Sequence[str]) -> str:
         return "Step-by-step verification: every constraint is met."
     lines = "\n".join(f"- not met: {c}" for c in failed)
     return f"Step-by-step verification:\n{lines}"
+
+
+def verifier_score(rate: float | None) -> float | None:
+    """The verifiers' verdict on the search's value scale: 1.0 when every constraint passes, else half the pass
+    rate (below 0.5, so never a success; a response that passes more constraints still ranks higher)."""
+    if rate is None:
+        return None
+    return 1.0 if rate >= 1.0 else 0.5 * rate
 
 
 class Judge:
@@ -148,6 +156,7 @@ class Judge:
             out.append((sum(ok for _, ok in res) / len(res), [c for c, ok in res if not ok]))
         return out
 
+
     # -- the judgment -----------------------------------------------------------------------------
     def judge_many(self, items: Sequence[tuple[str, str]]) -> list[dict]:
         """One record per (prompt, response): value (None: dropped), label, critique, votes, source."""
@@ -163,12 +172,9 @@ class Judge:
                 if self.mode == "llm":
                     rec["value"], rec["critique"] = rec["llm_value"], v.critique
                 elif self.mode == "verifiers":
-                    rec["value"], rec["critique"] = rate, verifier_critique(failed)
-                else:  # both: the mean of the two; the refiner's critique plus the constraints that failed
-                    vals = [x for x in (rec["llm_value"], rate) if x is not None]
-                    rec["value"] = sum(vals) / len(vals) if len(vals) == 2 else None
-                    rec["critique"] = "\n".join(filter(None, [v.critique if v else None,
-                                                              verifier_critique(failed) if failed else None]))
+                    rec["value"], rec["critique"] = verifier_score(rate), verifier_critique(failed)
+                else:
+                    rec["value"], rec["critique"] = _both(rec["llm_value"], v, rate, failed)
                 rec["label"] = None if rec["value"] is None else rec["value"] > 0.5
                 self.cache[it] = rec
         return [self.cache[it] for it in items]
@@ -178,24 +184,76 @@ class Judge:
         return [(r["value"], r["critique"]) for r in self.judge_many(items)]
 
 
+def _both(llm_value: float | None, vote, rate: float | None, failed: list[str]) -> tuple[float | None, str | None]:
+    """``both``: success needs the LLM's majority Yes and every verifier, so the value is the lower of the vote
+    share and the verifier score. The critique never argues against the verdict: when the verifiers fail a
+    response the LLM passed, only the failed constraints are the critique (the LLM's text calls it fine)."""
+    score = verifier_score(rate)
+    if llm_value is None or score is None:
+        return None, None
+    llm_crit = vote.critique if vote else None
+    if rate >= 1.0:
+        return min(llm_value, score), llm_crit
+    if llm_value > 0.5:
+        return min(llm_value, score), verifier_critique(failed)
+    return min(llm_value, score), "\n".join(filter(None, [llm_crit, verifier_critique(failed)]))
+
+
 class Refiner:
-    def __init__(self, generator: Generator, temperature: float, max_new_tokens: int, seed: int, prefill: str = ""):
-        self.gen, self.seed, self.prefill = generator, seed, prefill
+    """R_t rewrites responses. A candidate without a readable answer between the markers, or cut off at
+    ``max_new_tokens`` (its ``[[end]]`` may be missing, its answer half-written), is sampled again, ``retries``
+    more times at most (released code: 3 tries), each retry with fresh seeds; what still fails is
+    ``(None, completion)``, which the search records as ``refine_failed``."""
+
+    def __init__(self, generator: Generator, temperature: float, max_new_tokens: int, seed: int, prefill: str = "",
+                 retries: int = 0):
+        self.gen, self.seed, self.prefill, self.retries = generator, seed, prefill, retries
         self.temperature, self.max_new_tokens = temperature, max_new_tokens
-        self.calls = {"refine_completions": 0, "unparsed": 0}
+        self.calls = {"refine_completions": 0, "unparsed": 0, "truncated": 0, "retried": 0, "recovered": 0}
         self._round = 0
+
+    def _sample(self, convs: list, n: int, seed: int) -> list[list[tuple[str | None, str]]]:
+        sp = SamplingParams(n=n, temperature=self.temperature, max_new_tokens=self.max_new_tokens, seed=seed)
+        outs = self.gen.generate(convs, sp, desc="refine")
+        self.calls["refine_completions"] += sum(len(o) for o in outs)
+        flat = [t for o in outs for t in o]
+        hit = getattr(self.gen, "hit_limit", None)
+        cut = iter(hit(flat, sp, self.prefill) if hit else [None] * len(flat))
+        res = []
+        for o in outs:
+            row = []
+            for t in o:
+                if next(cut):  # cut off: a half-written answer is not a refinement
+                    self.calls["truncated"] += 1
+                    row.append((None, t))
+                else:
+                    row.append((parse_refined(t)[0], t))
+            res.append(row)
+        return res
 
     def __call__(self, requests: Sequence[tuple[str, str, str]], n: int) -> list[list[tuple[str | None, str]]]:
         if not requests:
             return []
         self._round += 1  # each layer samples anew
-        sp = SamplingParams(n=n, temperature=self.temperature, max_new_tokens=self.max_new_tokens,
-                            seed=self.seed + 7919 * self._round)
         tail = [{"role": "assistant", "content": self.prefill}] if self.prefill else []
-        outs = self.gen.generate([prompts.refine(p, r, c or "") + tail for p, r, c in requests], sp, desc="refine")
+        convs = [prompts.refine(p, r, c or "") + tail for p, r, c in requests]
         # (refined response, the whole completion): the completion is what RFT teaches the refiner to write
-        res = [[(parse_refined(t)[0], t) for t in o] for o in outs]
-        self.calls["refine_completions"] += sum(len(o) for o in outs)
+        res = self._sample(convs, n, self.seed + 7919 * self._round)
+        for attempt in range(1, self.retries + 1):
+            failed = [(i, k) for i, row in enumerate(res) for k, (t, _) in enumerate(row) if t is None]
+            if not failed:
+                break
+            self.calls["retried"] += len(failed)
+            by_count: dict[int, list[int]] = {}  # requests by how many of their candidates failed: one call each
+            for i in dict.fromkeys(i for i, _ in failed):
+                by_count.setdefault(sum(1 for j, _ in failed if j == i), []).append(i)
+            for m, idx in by_count.items():
+                again = self._sample([convs[i] for i in idx], m, self.seed + 7919 * self._round + 104729 * attempt)
+                for i, new in zip(idx, again):
+                    slots = [k for j, k in failed if j == i]
+                    for k, cand in zip(slots, new):
+                        res[i][k] = cand
+                        self.calls["recovered"] += cand[0] is not None
         self.calls["unparsed"] += sum(1 for o in res for t, _ in o if t is None)
         return res
 

@@ -33,17 +33,36 @@ class IterationFields:
 class PromptsParams(StageParams):
     """00_prompts: plain user requests -> complex instruction-following prompts with 1-4 constraints."""
 
-    source: Literal["evolve", "compose"] = param(
+    source: Literal["evolve", "compose", "file"] = param(
         "evolve", "evolve: the supervisor rewrites each request with constraints from the paper's taxonomy; "
-                  "compose: requests joined with 1-4 AutoIF seed constraints that have sandboxed verifiers")
+                  "compose: requests joined with 1-4 AutoIF seed constraints that have sandboxed verifiers; "
+                  "file: already-evolved prompts from prompts_file (paper scale: the ~43K prompts of the paper)")
     supervisor: ModelSpec = param(QUICKSTART_MODEL, "evolve: the model that writes the prompts (paper: GPT-4o-mini)")
-    n_requests: int = param(0, "plain requests to use, a seeded sample of the shipped queries (0: all)", min=0)
+    n_requests: int = param(0, "plain requests (or file prompts) to use, a seeded sample (0: all)", min=0)
     queries_file: str = param("", "plain requests: JSONL/ShareGPT like AutoIF's queries_file; empty uses the shipped set", path=True)
+    prompts_file: str = param(
+        "", "source: file: JSONL (or JSON list) of evolved prompts: a 'prompt' field (with optional 'constraints', "
+            "'verifiers', 'id'), a ShareGPT/messages first user turn, or the released evolve output (its raw "
+            "'response' with [[start]]...[[end]] is parsed)", path=True)
+    min_chars: int = param(1, "length filter on the input texts (requests; file prompts), characters at least; "
+                              "rejects are counted (the paper states no filter)", min=1)
+    max_chars: int = param(0, "length filter: characters at most (0: no limit; AutoIF's query filter is 300)", min=0)
+    math_code_filter: Literal["llm", "regex", "off"] = param(
+        "llm", "how math and coding requests are left out. llm (paper): the evolve prompt asks the supervisor to "
+               "answer None for them, counted as refused_math_or_code (compose has no model: nothing is filtered); "
+               "regex: a keyword heuristic before any call (cheap, but it also rejects e.g. 'learn Python'); off")
     min_constraints: int = param(1, "compose: constraints per prompt at least", min=1, max=4)
     max_constraints: int = param(4, "compose: constraints per prompt at most (paper: main + 1-3)", min=1, max=4)
     temperature: float = param(0.7, "evolve: sampling temperature (released code: 0.7)", min=0.0, max=2.0)
     max_new_tokens: int = param(1024, "evolve: tokens per rewrite", min=16)
     heldout_fraction: float = param(0.1, "share of prompts held out for evaluation (never trained on)", min=0.0, max=0.9)
+
+    def __post_init__(self):
+        if self.max_chars and self.max_chars < self.min_chars:
+            raise ValueError(f"max_chars: {self.max_chars} is below min_chars {self.min_chars}")
+        if (self.source == "file") != bool(self.prompts_file):
+            raise ValueError("prompts_file: needed by source: file, and only by it" if self.source == "file"
+                             else f"prompts_file: set, but source is {self.source!r} (use source: file)")
 
 
 @dataclass(frozen=True)
@@ -84,8 +103,9 @@ class JudgeFields(SandboxFields):
     """How a (prompt, response) is judged: the refiner's votes, the sandboxed verifiers, or both."""
 
     judge: Literal["llm", "verifiers", "both"] = param(
-        "llm", "llm: the refiner's majority vote (paper); verifiers: the pass rate of the prompt's sandboxed "
-               "verifiers (prompts from source: compose); both: their mean")
+        "llm", "llm: the refiner's majority vote (paper); verifiers: the prompt's sandboxed verifiers, success "
+               "only when every constraint passes (prompts from source: compose); both: the refiner's majority Yes "
+               "and every verifier")
     generation: ModelSpec = param(QUICKSTART_MODEL, "backend for the refiner's judgments and refinements; its model is R_t")
     n_judgments: int = param(5, "votes per response (paper: 5)", min=1)
     judge_temperature: float = param(0.7, "judgment sampling temperature (paper: 0.7)", min=0.0, max=2.0)
@@ -121,6 +141,9 @@ class SearchFields:
     refine_temperature: float = param(0.7, "refinement sampling temperature (released code: 0.7)", min=0.0, max=2.0)
     refine_max_new_tokens: int = param(3072, "tokens per refinement (released code: 3072)", min=8)
     refine_prefill: str = param("", "a primer the refinement continues (small models: 'Refined response: [[start]]')")
+    refine_retries: int = param(2, "a refinement without a readable [[start]]...[[end]] answer, or cut off at "
+                                   "refine_max_new_tokens, is sampled again this many more times (released code: "
+                                   "3 tries)", min=0)
 
 
 @dataclass(frozen=True)
@@ -161,6 +184,9 @@ class RefinerParams(StageParams, IterationFields, TrainFields):
     """it_refiner: SFT of R_t on its self-consistent judgments and refinements (RFT) -> R_{t+1}."""
 
     retrain: bool = param(True, "false: R_{t+1} = R_t (the paper's 'refiner not retrained' ablation)")
+    train_turns: Literal["all", "last"] = param(
+        "all", "all: every assistant turn of a conversation carries loss, so a refinement chain also trains its "
+               "parent's No judgment (the released LLaMA-Factory setup); last: only the final turn")
     sft: dict = param({"learning_rate": 2e-6, "lr_scheduler_type": "constant_with_warmup", "warmup_steps": 0.1,
                        "num_train_epochs": 5, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
                        "max_length": 4096},
