@@ -166,13 +166,20 @@ def build(cls: type, data: Mapping[str, Any], where: str = "", base_dir: Path | 
     return obj
 
 
+def field_default(cls: type, name: str) -> Any:
+    """A fresh copy of field ``name``'s default (a factory's product for lists and dicts), None if it has none."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+
+
 def describe(cls: type) -> list[dict]:
     """Field name, type, default and help, for docs and for rendering parameters cells."""
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
+        default = field_default(cls, f.name)
         if dataclasses.is_dataclass(default):
             default = dataclasses.asdict(default)
         out.append({"name": f.name, "type": _type_name(hints[f.name]), "default": default,

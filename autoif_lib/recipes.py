@@ -37,7 +37,7 @@ from typing import Any, Mapping
 
 from . import io
 from .models.checks import check_stage
-from .params import ParamsError, build, check_value, resolve_path
+from .params import ParamsError, build, check_value, field_default, resolve_path
 from .pipeline import RUNNER_KEYS, Pipeline, get_pipeline
 
 DEFAULT_PIPELINE = "autoif"
@@ -224,8 +224,7 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict:
 
 def _dict_params(cls: type) -> set[str]:
     """The stage's dict-valued params: a recipe's mapping for one merges over the stage default."""
-    return {f.name for f in dataclasses.fields(cls)
-            if f.default_factory is not dataclasses.MISSING and isinstance(f.default_factory(), dict)}
+    return {f.name for f in dataclasses.fields(cls) if isinstance(field_default(cls, f.name), dict)}
 
 
 def _stage_values(cls: type, layers: list[Mapping[str, Any]]) -> dict:
@@ -255,8 +254,7 @@ def _stage_values(cls: type, layers: list[Mapping[str, Any]]) -> dict:
             else:
                 below = values.get(k)
                 if not isinstance(below, dict):
-                    below = hook(k, values) if hook else next(
-                        f.default_factory() for f in dataclasses.fields(cls) if f.name == k)
+                    below = hook(k, values) if hook else field_default(cls, k)
                 values[k] = merge(below, v)
     return {k: _plain(v) for k, v in values.items()}
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .models.spec import ModelSpec
-from .params import param
+from .params import field_default, param
 
 # The embedded model, batched for CPU: the default model of every stage that generates.
 QUICKSTART_MODEL = ModelSpec(batch_size=16)
@@ -77,9 +77,7 @@ class TrainFields:
     def recipe_default(cls, key: str, values: dict) -> dict:
         """The default a recipe's TRL dict merges over. With a global batch in the recipe the default's gradient
         accumulation goes (it is derived then); one the recipe writes itself still conflicts, loudly."""
-        import dataclasses
-
-        default = next(f.default_factory() for f in dataclasses.fields(cls) if f.name == key)
+        default = field_default(cls, key)
         if key != "lora" and values.get("global_batch_size"):
             default.pop("gradient_accumulation_steps", None)
         return default

@@ -32,7 +32,6 @@ RFT_CAPS = {  # the paper's defaults
     "sample_positive_judgments": 2500,
 }
 
-_VERDICT_RE = P._VERDICT_RE
 
 
 # ---------------------------------------------------------------------------- trees
@@ -143,7 +142,7 @@ def sampled_pairs(samples: Sequence[dict], seed: int = 0) -> list[dict]:
 
 def verdict(text: str | None) -> bool | None:
     """The last ``Final Judgement: Yes/No`` in ``text`` (True / False), None when there is none."""
-    found = _VERDICT_RE.findall(text or "")
+    found = P._VERDICT_RE.findall(text or "")
     return None if not found else found[-1].lower() == "yes"
 
 

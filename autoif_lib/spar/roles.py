@@ -244,14 +244,16 @@ class Refiner:
             if not failed:
                 break
             self.calls["retried"] += len(failed)
-            by_count: dict[int, list[int]] = {}  # requests by how many of their candidates failed: one call each
-            for i in dict.fromkeys(i for i, _ in failed):
-                by_count.setdefault(sum(1 for j, _ in failed if j == i), []).append(i)
+            slots: dict[int, list[int]] = {}  # request -> its failed candidate slots
+            for i, k in failed:
+                slots.setdefault(i, []).append(k)
+            by_count: dict[int, list[int]] = {}  # requests by how many candidates failed: one call per count
+            for i, ks in slots.items():
+                by_count.setdefault(len(ks), []).append(i)
             for m, idx in by_count.items():
                 again = self._sample([convs[i] for i in idx], m, self.seed + 7919 * self._round + 104729 * attempt)
                 for i, new in zip(idx, again):
-                    slots = [k for j, k in failed if j == i]
-                    for k, cand in zip(slots, new):
+                    for k, cand in zip(slots[i], new):
                         res[i][k] = cand
                         self.calls["recovered"] += cand[0] is not None
         self.calls["unparsed"] += sum(1 for o in res for t, _ in o if t is None)
