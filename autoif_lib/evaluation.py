@@ -84,6 +84,7 @@ def plot_heatmap(summaries: dict[str, dict], metric: str = "strict"):
 # -- per-item scores, confidence intervals, paired tests against the base ----------------------------------
 
 SPLITS = {"ifeval": "IFEval Pr(S)", "trained_instructions": "trained instr., held-out queries",
+          "online_instructions": "online-DPO-trained instr., held-out queries",
           "heldout_instructions": "held-out instructions"}
 
 
@@ -95,12 +96,35 @@ def item_scores(pairs: Sequence[dict], outs: Sequence[Sequence[str]], instructio
     return scoring.pass_rates(filled, scoring.functions_of(instructions), runner)
 
 
-def paired_stats(items: dict[str, dict[str, dict]], clusters: dict[str, dict] | None = None, base: str = "base") -> list[dict]:
+def subset_split(items: dict[str, dict[str, dict]], clusters: dict[str, dict], src: str, dst: str,
+                 keep: set[str]) -> bool:
+    """Add split ``dst``: the items of ``src`` whose instruction (``clusters[src]``) is in ``keep``, for every
+    checkpoint (e.g. the trained instructions online DPO actually found pairs for). Added only when it is a
+    proper, non-empty part of ``src``; returns whether it was."""
+    ids = {k for k, ins in clusters.get(src, {}).items() if ins in keep}
+    if not ids or ids == set(clusters.get(src, {})):
+        return False
+    clusters[dst] = {k: clusters[src][k] for k in ids}
+    for by_split in items.values():
+        if src in by_split:
+            by_split[dst] = {k: v for k, v in by_split[src].items() if k in ids}
+    return True
+
+
+def paired_stats(items: dict[str, dict[str, dict]], clusters: dict[str, dict] | None = None, base: str = "base",
+                 inits: dict[str, str] | None = None) -> list[dict]:
     """Per checkpoint and split: the mean score with its 95% interval and, for every checkpoint but ``base``,
-    the paired difference from ``base`` on the same items (95% interval, two-sided p, cluster-robust interval).
+    the paired difference from ``base`` on the same items (``delta_*``: 95% interval, two-sided p, interval
+    and p by instruction). With ``inits`` (checkpoint -> the checkpoint it was trained from, e.g. DPO -> SFT)
+    also the paired difference from its own init (``init_*``), the contrast the papers' "+DPO" rows make;
+    skipped where the init is the base itself or was not evaluated.
 
     ``items``: checkpoint -> split -> {item id: score in [0, 1]}; ``clusters``: split -> {item id: instruction}."""
     from . import stats
+
+    def delta(prefix, ref, scores, split):
+        return {f"{prefix}_{k}": v for k, v in stats.paired(ref, scores, (clusters or {}).get(split)).items()
+                if k not in ("base", "other")}
 
     rows = []
     for name, by_split in items.items():
@@ -110,28 +134,43 @@ def paired_stats(items: dict[str, dict[str, dict]], clusters: dict[str, dict] | 
             row = {"checkpoint": name, "split": split, **{f"score_{k}": v for k, v in stats.mean_ci(list(scores.values())).items()}}
             ref = items.get(base, {}).get(split)
             if name != base and ref:
-                row.update({f"delta_{k}": v for k, v in stats.paired(ref, scores, (clusters or {}).get(split)).items()
-                            if k not in ("base", "other")})
+                row.update(delta("delta", ref, scores, split))
+            init = (inits or {}).get(name)
+            init_scores = items.get(init, {}).get(split) if init not in (None, base, name) else None
+            if init_scores:
+                row.update(init=init, **delta("init", init_scores, scores, split))
             rows.append(row)
     return rows
 
 
 def ci_table(rows: Sequence[dict]):
-    """The paired-statistics rows as a readable table: percent, 95% intervals, the test against the base."""
+    """The paired-statistics rows as a readable table: percent, 95% intervals, the tests against the base and
+    against each checkpoint's own init."""
     import pandas as pd
 
     def pct(x):
         return None if x is None else round(100 * x, 1)
 
+    def pval(x):
+        return None if x is None else float(f"{x:.3g}")
+
     out = []
     for r in rows:
         d = {"checkpoint": r["checkpoint"], "split": SPLITS.get(r["split"], r["split"]), "n": r["score_n"],
              "score %": pct(r["score_mean"]), "95% CI": f"[{pct(r['score_lo'])}, {pct(r['score_hi'])}]"}
-        if "delta_diff" in r and r["delta_diff"] is not None:
-            d.update({"Δ vs base": pct(r["delta_diff"]), "Δ 95% CI": f"[{pct(r['delta_lo'])}, {pct(r['delta_hi'])}]",
-                      "p": round(r["delta_p"], 4), "wins/losses": f"{r['delta_wins']}/{r['delta_losses']}"})
-            if r.get("delta_cluster_lo") is not None:
-                d["Δ 95% CI by instruction"] = f"[{pct(r['delta_cluster_lo'])}, {pct(r['delta_cluster_hi'])}]"
+        for prefix, label in (("delta", "vs base"), ("init", "vs init")):
+            if r.get(f"{prefix}_diff") is None:
+                continue
+            if prefix == "init":
+                d["init"] = r["init"]
+            d.update({f"Δ {label}": pct(r[f"{prefix}_diff"]),
+                      f"Δ {label} 95% CI": f"[{pct(r[f'{prefix}_lo'])}, {pct(r[f'{prefix}_hi'])}]",
+                      f"p {label}": pval(r[f"{prefix}_p"]),
+                      f"wins/losses {label}": f"{r[f'{prefix}_wins']}/{r[f'{prefix}_losses']}"})
+            if r.get(f"{prefix}_cluster_lo") is not None:
+                d[f"Δ {label} 95% CI by instruction (t, G-1 df)"] = (
+                    f"[{pct(r[f'{prefix}_cluster_lo'])}, {pct(r[f'{prefix}_cluster_hi'])}], "
+                    f"G={r[f'{prefix}_n_clusters']}, p={pval(r[f'{prefix}_cluster_p'])}")
         out.append(d)
     return pd.DataFrame(out)
 

@@ -186,6 +186,13 @@ class StageContext:
                                       f"not evaluated as {name!r}")
         return path
 
+    def init_of(self, name: str) -> str:
+        """The checkpoint ``name`` was trained from: its stage's ``init_from`` param as it ran, else the base
+        (the contrast of the papers' "+DPO over SFT" rows is a checkpoint against its own init)."""
+        if name == "base":
+            return "base"
+        return self.upstream_params(self.pipeline.checkpoints()[name]).get("init_from", "base")
+
     # -- data -------------------------------------------------------------------
     def write_jsonl(self, name: str, records: Iterable[dict]) -> Path:
         p = io.write_jsonl(self.dir / name, records)

@@ -66,6 +66,7 @@ class TrainJob:
     cache_path: str | None = None
     probe_file: str = ""  # JSONL: prompt/instruction_id/verifiers/split, scored greedily before and after each iteration
     probe_max_new_tokens: int = 96
+    ref_model: str = "init"  # DPO reference of each iteration: "init" (the initial policy, paper) or "previous"
     # several ranks
     deepspeed_config: str = ""  # ZeRO config file for multi-process runs ("" : plain DDP)
     dist_timeout_s: float = 6 * 3600.0  # every collective's timeout; rank 0's sampling waits are polled, not collective
@@ -315,12 +316,23 @@ def train_sft(job: TrainJob) -> dict:
 
 
 def train_dpo(job: TrainJob, train_file: str | None = None, model: str | None = None,
-              output_dir: str | None = None) -> dict:
+              output_dir: str | None = None, ref_model: str | None = None) -> dict:
+    """DPO from ``model`` (default: the job's). The reference is a frozen copy of that starting model unless
+    ``ref_model`` names another (online DPO's later iterations: the initial policy, paper Eq. 2)."""
     from trl import DPOConfig, DPOTrainer
 
     out = Path(output_dir or job.output_dir)
     args = DPOConfig(output_dir=str(out / "checkpoints"), seed=job.seed, **_device_defaults(job.trl_args, job))
-    trainer = DPOTrainer(model=model or job.model, args=args,
+    ref = None
+    if ref_model:
+        from transformers import AutoModelForCausalLM
+
+        from .models.backends import resolve_model_path
+
+        # loaded as TRL loads the policy from a path (its model_init_kwargs, dtype "auto" by default)
+        ref = AutoModelForCausalLM.from_pretrained(resolve_model_path(ref_model),
+                                                   **{"dtype": "auto", **(args.model_init_kwargs or {})})
+    trainer = DPOTrainer(model=model or job.model, ref_model=ref, args=args,
                          train_dataset=_dataset(train_file or job.train_file, ["prompt", "chosen", "rejected"]),
                          peft_config=_lora(job.lora), processing_class=_processing_class(job, model or job.model))
     return _train_save_release(trainer, out, job)
@@ -366,6 +378,7 @@ def sample_and_pair(job: TrainJob, gen, prompts: Sequence[dict], runner, it: int
     rates = [r["pass_rate"] for r in scored]
     info = {"iteration": it + 1, "prompts": len(prompts), "samples": len(scored),
             "prompts_with_pair": len({p["prompt"] for p in pairs}), "pairs": len(pairs),
+            "instructions_with_pair": sorted({p["instruction_id"] for p in pairs}),
             "mean_reward": round(sum(rates) / max(1, len(rates)), 4),
             "samples_passing": sum(scoring.passes(r, job.chosen_min_pass, job.chosen_inclusive) for r in rates),
             "samples_failing": sum(r <= job.rejected_max_pass for r in rates)}
@@ -417,7 +430,9 @@ def _online_loop(job: TrainJob, runner) -> dict:
         distributed.on_main(sample, info_f, job.dist_timeout_s)
         info = io.read_json(info_f)
         if info["pairs"]:
-            res = train_dpo(job, train_file=str(pf), model=policy, output_dir=str(out / f"iter_{it + 1}"))
+            # paper Eq. 2: pi_ref stays the initial (SFT) policy; "previous" regularises toward the last iterate
+            ref = job.model if job.ref_model == "init" and policy != job.model else None
+            res = train_dpo(job, train_file=str(pf), model=policy, output_dir=str(out / f"iter_{it + 1}"), ref_model=ref)
             policy = res["final_model"]
             # steps count on across iterations (each trainer restarts at 1): the curves and the pass-rate
             # figure share one x axis; the iteration's own step stays as step_in_iteration
@@ -536,7 +551,7 @@ def job_for_stage(ctx, kind: str, model: str, train_file: str) -> TrainJob:
                      max_chosen=p.max_chosen_per_prompt, max_rejected=p.max_rejected_per_prompt,
                      generation=dataclasses.asdict(p.generation), cache_path=str(ctx.cache_path),
                      sandbox={"timeout_s": p.exec_timeout_s, "memory_mb": p.exec_memory_mb, "non_bool": p.non_bool},
-                     probe_max_new_tokens=p.probe_max_new_tokens)
+                     probe_max_new_tokens=p.probe_max_new_tokens, ref_model=p.ref_model)
     ds = str(ctx.input(p.deepspeed_config)) if p.launches() and p.deepspeed_config else ""
     return TrainJob(kind=kind, model=model, train_file=str(train_file), output_dir=str(ctx.dir),
                     trl_args=p.trl_args(), lora=p.lora if p.use_lora else None, seed=p.seed,

@@ -93,9 +93,45 @@ def test_item_scores_and_paired_table_on_real_verdicts(box):
     assert (s["delta_wins"], s["delta_losses"], s["delta_p"]) == (8, 0, pytest.approx(2 / 2 ** 8))
     assert s["delta_cluster_se"] is None  # one instruction: no cluster-robust interval claimed
     t = evaluation.ci_table(rows)
-    assert list(t["score %"]) == [0.0, 80.0] and t.loc[1, "Δ vs base"] == 80.0 and t.loc[1, "wins/losses"] == "8/0"
+    assert list(t["score %"]) == [0.0, 80.0] and t.loc[1, "Δ vs base"] == 80.0 and t.loc[1, "wins/losses vs base"] == "8/0"
     fig = evaluation.plot_ci(rows)
     assert len(fig.axes) == 1 and fig.axes[0].get_title().startswith("trained instr., held-out queries (n=10)")
+
+
+def test_each_checkpoint_is_tested_against_its_own_init_and_the_base():
+    # 20 items of two instructions: base passes 2, SFT 4, online DPO 12 (a superset of SFT's)
+    ids = [f"{g}{k}" for g in "ab" for k in range(10)]
+    clusters = {"trained_instructions": {i: i[0] for i in ids}}
+
+    def scores(passing):
+        return {"trained_instructions": {i: float(i in passing) for i in ids}}
+
+    items = {"base": scores({"a0", "b0"}), "sft": scores({"a0", "a1", "b0", "b1"}),
+             "online_dpo": scores({f"a{k}" for k in range(8)} | {"b0", "b1", "b2", "b3"})}
+    rows = evaluation.paired_stats(items, clusters, inits={"base": "base", "sft": "base", "online_dpo": "sft"})
+    b, s, o = rows
+    assert "init_diff" not in b and "init_diff" not in s  # the base, and SFT whose init is the base: no second test
+    assert (o["init"], o["init_diff"], o["init_wins"], o["init_losses"]) == ("sft", pytest.approx(8 / 20), 8, 0)
+    assert o["init_p"] == pytest.approx(2 / 2 ** 8)  # exact McNemar on 8 wins, 0 losses
+    assert (o["delta_diff"], o["delta_wins"]) == (pytest.approx(10 / 20), 10)
+    assert o["init_n_clusters"] == 2 and o["init_cluster_df"] == 1  # by instruction: t with 1 df
+    t = evaluation.ci_table(rows)
+    assert t.loc[2, "init"] == "sft" and t.loc[2, "Δ vs init"] == 40.0 and t.loc[2, "wins/losses vs init"] == "8/0"
+    assert t.loc[2, "Δ vs base"] == 50.0 and t["Δ vs init"].isna().tolist() == [True, True, False]
+
+
+def test_subset_split_keeps_only_the_instructions_online_dpo_trained_on():
+    items = {"base": {"trained_instructions": {"a0": 0.0, "a1": 1.0, "b0": 0.0, "c0": 1.0}},
+             "online_dpo": {"trained_instructions": {"a0": 1.0, "a1": 1.0, "b0": 0.0, "c0": 0.0}}}
+    clusters = {"trained_instructions": {"a0": "a", "a1": "a", "b0": "b", "c0": "c"}}
+    assert evaluation.subset_split(items, clusters, "trained_instructions", "online_instructions", {"a", "b"})
+    assert items["online_dpo"]["online_instructions"] == {"a0": 1.0, "a1": 1.0, "b0": 0.0}
+    assert items["base"]["online_instructions"] == {"a0": 0.0, "a1": 1.0, "b0": 0.0}
+    assert clusters["online_instructions"] == {"a0": "a", "a1": "a", "b0": "b"}
+    # all of them, or none: no split of its own (it would repeat trained_instructions or be empty)
+    assert not evaluation.subset_split(items, clusters, "trained_instructions", "x", {"a", "b", "c"})
+    assert not evaluation.subset_split(items, clusters, "trained_instructions", "y", set())
+    assert "x" not in clusters and "y" not in items["base"]
 
 
 def test_params_refuse_a_bad_range_and_reference_only_without_references():

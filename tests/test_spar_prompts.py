@@ -338,6 +338,10 @@ def test_length_filter_params_reach_the_request_pool(tmp_path):
     f2 = prompting.funnel(reqs[:2], [], {"prompts": reqs[:2], "rejects": {}}, reqs[:1], reqs[1:2],
                           {"read": 5, "kept": 3, "rejects": {"too_long": 2}})
     assert [s["out"] for s in f2.steps] == [5, 3, 2, 2, 2, 1] and f2.steps[1]["rejects"] == {"too_long": 2}
+    # the llm filter (paper) or none: no regex step in the funnel (its refusals are evolve rejects)
+    f3 = prompting.funnel(reqs[:2], [], {"prompts": reqs[:2], "rejects": {}}, reqs[:1], reqs[1:2],
+                          {"read": 5, "kept": 3, "rejects": {"too_long": 2}}, math_code_filter="llm")
+    assert [s["out"] for s in f3.steps] == [5, 3, 2, 2, 1] and not any("regex" in s["step"] for s in f3.steps)
 
 
 def test_prompts_file_and_source_agree():

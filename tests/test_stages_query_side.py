@@ -13,13 +13,75 @@ INSTR = [{"id": f"i{k}", "instruction": f"Rule number {k}.", "origin": "seed"} f
 QUERIES = [{"id": f"q{k}", "query": f"Question {k}?"} for k in range(30)]
 
 
-def test_split_heldout_is_seeded_and_disjoint():
-    train, held = responses.split_heldout(INSTR, 0.2, seed=3)
+DISTINCT = [{"id": f"d{k}", "instruction": text} for k, text in enumerate(
+    ["Use no commas.", "End with a question.", "Write in lowercase.", "Start with a greeting.", "Use a semicolon.",
+     "Mention a colour.", "Include an emoji.", "Avoid the word 'very'.", "Quote a proverb.", "Sign off with a name."])]
+
+
+@pytest.mark.parametrize("grouping", ["families", "near_duplicates"])
+def test_split_heldout_is_seeded_and_disjoint(grouping):
+    train, held = responses.split_heldout(DISTINCT, 0.2, seed=3, grouping=grouping)
     assert len(held) == 2 and len(train) == 8
     assert not {r["id"] for r in train} & {r["id"] for r in held}
-    assert responses.split_heldout(INSTR, 0.2, seed=3) == (train, held)
-    assert responses.split_heldout(INSTR[:1], 0.5, 0) == (INSTR[:1], [])  # never hold out the only one
-    assert responses.split_heldout(INSTR[:2], 0.01, 0)[1] != []  # at least one when asked for any
+    assert responses.split_heldout(DISTINCT, 0.2, seed=3, grouping=grouping) == (train, held)
+    assert responses.split_heldout(DISTINCT[:1], 0.5, 0, grouping=grouping) == (DISTINCT[:1], [])  # never the only one
+    assert responses.split_heldout(DISTINCT[:2], 0.01, 0, grouping=grouping)[1] != []  # at least one when asked
+    with pytest.raises(ValueError, match="grouping"):
+        responses.split_heldout(DISTINCT, 0.2, 0, grouping="embedding")
+
+
+def _fn(src):
+    return [{"src": src}]
+
+
+# Self-instruct variants as a 135M-72B supervisor writes them: one constraint, another argument.
+VARIANTS = [
+    {"id": "b", "instruction": "Begin your response with the letter B.",
+     "functions": _fn("def evaluate(response):\n    return response.strip().startswith('B')\n")},
+    {"id": "c", "instruction": "Begin your response with the letter C.",
+     "functions": _fn("def evaluate(response):\n    return response.strip().startswith('C')\n")},
+    {"id": "w50", "instruction": "Answer in fewer than 50 words.",
+     "functions": _fn("def evaluate(response):\n    return len(response.split()) < 50\n")},
+    {"id": "w80", "instruction": "Keep the answer under eighty words in total.",  # other wording, same verifier shape
+     "functions": _fn('def evaluate(response):\n    """Under 80 words."""\n    return len(response.split()) < 80  # cap\n')},
+    {"id": "kw1", "instruction": "Include the keyword 'apple' twice.",
+     "functions": _fn("def evaluate(response):\n    return response.lower().count('apple') == 2\n")},
+    {"id": "kw2", "instruction": 'Include the keyword "harbour" twice.',
+     "functions": _fn("def evaluate(response):\n    return response.lower().count('harbour') == 2\n")},
+    {"id": "q", "instruction": "End with a question to the reader.",
+     "functions": _fn("import re\ndef evaluate(response):\n    return re.search(r'\\?\\s*$', response) is not None\n")},
+    {"id": "pct", "instruction": "Mention a percentage such as 40%.",
+     "functions": _fn("import re\ndef evaluate(response):\n    return re.search(r'\\d+%', response) is not None\n")},
+]
+
+
+def test_families_group_self_instruct_variants_and_keep_them_on_one_side():
+    groups = [sorted(r["id"] for r in g) for g in responses.family_groups(VARIANTS)]
+    # same template with another letter / quoted word; the same verifier but for a constant; regex verifiers
+    # whose patterns differ are different constraints
+    assert sorted(groups) == [["b", "c"], ["kw1", "kw2"], ["pct"], ["q"], ["w50", "w80"]]
+    # the lexical grouping of before keeps none of them together (they are not paraphrases)
+    assert all(len(g) == 1 for g in responses.near_duplicate_groups(VARIANTS))
+    straddled = 0
+    for seed in range(30):
+        for grouping in ("families", "near_duplicates"):
+            train, held = responses.split_heldout(VARIANTS, 0.3, seed, grouping=grouping)
+            side = {r["id"]: "train" for r in train} | {r["id"]: "held" for r in held}
+            split = [f for f in (("b", "c"), ("w50", "w80"), ("kw1", "kw2")) if side[f[0]] != side[f[1]]]
+            if grouping == "families":
+                assert held and not split, (seed, side)
+            else:
+                straddled += bool(split)
+    assert straddled > 0  # the lexical split does leak variants across for some seeds
+
+
+def test_template_key_and_verifier_skeleton_mask_arguments_only():
+    assert responses.template_key("Use at least 3 bullets.") == responses.template_key("Use at least five bullets.")
+    assert responses.template_key("Use at least 3 bullets.") != responses.template_key("Use at most 3 bullets.")
+    a = responses.verifier_skeleton("def evaluate(response):\n    return 'x' in response\n")
+    assert a == responses.verifier_skeleton("def evaluate(response):\n    # any\n    return \"yz\" in response\n")
+    assert a != responses.verifier_skeleton("def evaluate(response):\n    return 'x' not in response\n")
+    assert responses.verifier_skeleton("def evaluate(response:\n    return '") == ""  # does not tokenize: no key
 
 
 def test_split_heldout_keeps_near_duplicate_paraphrases_together():
@@ -175,3 +237,44 @@ def test_funnel_names_the_threshold_rule_it_applied(inclusive, label):
     f = responses.funnel([{}], scored, passed, passed, Counter(), 0.5, False, pass_inclusive=inclusive)
     step = f.to_dict()["steps"][1]
     assert step["step"] == label and step["out"] == (2 if inclusive else 1)
+
+
+def _online(n_per, ids="abcdefg"):
+    return [{"prompt": [{"role": "user", "content": f"{i} {k}"}], "instruction_id": i, "verifiers": ["v"]}
+            for i in ids for k in range(n_per)]  # ordered by instruction, as stage 07 writes them
+
+
+def test_cap_prompts_covers_the_instructions_not_the_first_few():
+    prompts = _online(12)  # 7 instructions x 12 queries (the CPU-effect recipe's shape)
+    capped = export.cap_prompts(prompts, 24, seed=0)
+    per = Counter(p["instruction_id"] for p in capped)
+    assert len(capped) == 24 and len({p["prompt"][0]["content"] for p in capped}) == 24
+    assert set(per) == set("abcdefg") and sorted(per.values()) == [3, 3, 3, 3, 4, 4, 4]  # prompts[:24]: 2 of 7
+    assert export.cap_prompts(prompts, 24, seed=0) == capped  # seeded
+    assert export.cap_prompts(prompts, 24, seed=1) != capped
+    assert export.cap_prompts(prompts, 0, 0) == prompts and export.cap_prompts(prompts, 500, 0) == prompts
+    # uneven instructions: one with 2 prompts gives both, the rest share what is left
+    uneven = _online(2, "x") + _online(10, "yz")
+    per = Counter(p["instruction_id"] for p in export.cap_prompts(uneven, 12, 0))
+    assert per == {"x": 2, "y": 5, "z": 5}
+
+
+def test_online_prompts_come_from_the_filtered_sft_data_or_every_pair():
+    instructions = [{"id": "a", "functions": [{"src": "f_a"}]}, {"id": "b", "functions": [{"src": "f_b"}]},
+                    {"id": "c", "functions": []}]
+    pairs = [{"prompt": f"{i} {q}", "instruction_id": i} for i in "abc" for q in range(3)]
+    kept = [pairs[0], pairs[0], pairs[4]]  # two kept responses of one prompt, one of another (stage 06's kept.jsonl)
+    sft = export.online_prompts(instructions, kept)
+    assert [(o["prompt"][0]["content"], o["instruction_id"], o["verifiers"]) for o in sft] == [
+        ("a 0", "a", ["f_a"]), ("b 1", "b", ["f_b"])]  # distinct turns; an instruction without functions: none
+    assert len(export.online_prompts(instructions, pairs)) == 6
+
+
+def test_online_prompts_from_and_ref_model_default_to_the_paper():
+    from autoif_lib.autoif.stages import ExportParams, OnlineDPOParams
+    from autoif_lib.params import ParamsError, build
+
+    assert build(ExportParams, {}, where="07").online_prompts_from == "sft"
+    assert build(OnlineDPOParams, {}, where="10").ref_model == "init"
+    with pytest.raises(ParamsError, match="ref_model"):
+        build(OnlineDPOParams, {"ref_model": "latest"}, where="10")

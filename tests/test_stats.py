@@ -67,3 +67,19 @@ def test_cluster_robust_interval_widens_when_an_instruction_moves_as_a_block():
     assert r["n_clusters"] == 3 and r["cluster_se"] == pytest.approx(cse)
     assert r["cluster_se"] > 2 * r["se"]
     assert stats.cluster_se([0.1, 0.2], ["x", "x"]) == (None, 1)
+    # 3 clusters: the interval uses t with 2 df (4.303), not z = 1.96, and the p is t's
+    assert (r["cluster_df"], r["cluster_t"]) == (2, pytest.approx(4.302653, abs=1e-5))
+    assert (r["cluster_lo"], r["cluster_hi"]) == (pytest.approx(m - 4.302653 * cse, abs=1e-6),
+                                                  pytest.approx(m + 4.302653 * cse, abs=1e-6))
+    assert r["cluster_p"] == pytest.approx(stats.t_two_sided(m / cse, 2))
+    assert r["cluster_lo"] < 0 < r["lo"]  # the item-level interval excludes 0; the honest one by instruction does not
+
+
+@pytest.mark.parametrize("df,q975,p_at_2", [(1, 12.706205, 0.295167), (2, 4.302653, 0.183503),
+                                            (6, 2.446912, 0.092426), (30, 2.042272, 0.054625)])
+def test_student_t_matches_the_tables(df, q975, p_at_2):
+    # reference values: Student's t tables (two-sided 95% critical values; P(|T| > 2))
+    assert stats.t_quantile(0.975, df) == pytest.approx(q975, abs=1e-5)
+    assert stats.t_two_sided(2.0, df) == pytest.approx(p_at_2, abs=1e-5)
+    assert stats.t_two_sided(0.0, df) == pytest.approx(1.0)
+    assert stats.t_quantile(0.975, 100000) == pytest.approx(stats.Z95, abs=1e-4)

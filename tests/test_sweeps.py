@@ -433,6 +433,11 @@ def test_shared_prefix_of_shipped_sweeps():
     assert all(k[s] == keys[0][s] for k in keys for s in order[:6]) and keys[0]["06_verify_score"] != keys[1]["06_verify_score"]
     assert sweeps.shared_stages(sweeps.load_sweep(ab / "spar_ablations.yaml")) == ["00_prompts", "01_init", "02_t1_sample"]
     assert sweeps.shared_stages(sweeps.load_sweep(ab / "autoif_vs_spar_cpu.yaml")) == []
+    # the online-DPO sweep re-runs 10-11 only, and its first cell is `make effect` itself (same folders)
+    od = sweeps.load_sweep(ab / "autoif_online_dpo_cpu.yaml")
+    assert sweeps.shared_stages(od) == order[:order.index("10_online_dpo")]
+    effect = load_recipe(ROOT / "params" / "autoif" / "cpu_effect.yaml", root=ROOT).stage_keys
+    assert od.cells[0].load().stage_keys == effect and od.cells[1].load().stage_keys["10_online_dpo"] != effect["10_online_dpo"]
 
 
 def test_prefix_job_builds_the_shared_stages_and_the_array_waits_for_it(tmp_path):

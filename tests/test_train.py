@@ -169,6 +169,21 @@ def test_online_dpo_loop_trains_on_exactly_the_separated_pairs(tiny_model, tmp_p
     assert [tuple(l.get_xdata()) for l in ax.lines[1:]] == [(1.5, 1.5)]  # iteration 2 starts here (dashed)
 
 
+@pytest.mark.parametrize("ref_model", ["init", "previous"])
+def test_online_dpo_reference_is_the_initial_policy_unless_switched(tiny_model, tmp_path, ref_model):
+    # DPO's implicit reward is beta * (log pi - log pi_ref), logged on the batch before the update. At the first
+    # step of iteration 2 the policy is iteration 1's result: against itself ("previous") every reward is exactly
+    # 0; against the initial policy (paper Eq. 2: pi_ref = pi_SFT, fixed) it is not.
+    job = _online_job(tiny_model, tmp_path)
+    job.ref_model = ref_model
+    res = train._online_loop(job, _scripted(lambda k: k == 0))
+    first_of_2 = next(h for h in res["log_history"] if h.get("iteration") == 2 and "rewards/chosen" in h)
+    first_of_1 = next(h for h in res["log_history"] if h.get("iteration") == 1 and "rewards/chosen" in h)
+    assert first_of_1["rewards/chosen"] == 0.0 and first_of_1["rewards/rejected"] == 0.0  # pi = pi_ref = init
+    moved = abs(first_of_2["rewards/chosen"]) + abs(first_of_2["rewards/rejected"])
+    assert (moved > 1e-4) if ref_model == "init" else (moved == 0.0), first_of_2
+
+
 def test_paper_recipes_train_the_papers_global_batch(root):
     """AutoIF App. B: SFT at 128 (512 for 70B-class models), DPO at 64; online DPO as DPO. The gradient
     accumulation follows from the world size (8 GPUs x 8 nodes for the 70B/72B recipes, 8 GPUs otherwise)."""

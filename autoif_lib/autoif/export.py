@@ -15,7 +15,10 @@
 
 from __future__ import annotations
 
+import random
 from typing import Sequence
+
+from ..io import stable_hash
 
 from ..scoring import functions_of
 from ..scoring import preference_pairs as dpo_pairs  # noqa: F401  (query-level pairs: the shared rule)
@@ -61,16 +64,39 @@ def llamafactory_dataset_info(prefix: str = "autoif") -> dict:
     }
 
 
-def online_prompts(instructions: Sequence[dict], pairs: Sequence[dict]) -> list[dict]:
-    """Prompts for online DPO (stage 10): each (instruction, query) turn with its functions."""
+def online_prompts(instructions: Sequence[dict], records: Sequence[dict]) -> list[dict]:
+    """Prompts for online DPO (stage 10): each distinct user turn of ``records`` whose instruction has functions.
+
+    ``records`` are the SFT examples kept after the function and judge filters (paper §3.4: the policy samples
+    "for each training sample") or, with ``online_prompts_from: pairs``, every (instruction, query) pair of
+    stage 05 (this workbench's earlier behaviour, kept as a switch; the released code has no online loop)."""
     fns = functions_of(instructions)
     seen, out = set(), []
-    for p in pairs:
+    for p in records:
         if p["prompt"] in seen or not fns.get(p["instruction_id"]):
             continue
         seen.add(p["prompt"])
         out.append({"prompt": [{"role": "user", "content": p["prompt"]}], "instruction_id": p["instruction_id"],
                     "verifiers": fns[p["instruction_id"]]})
+    return out
+
+
+def cap_prompts(prompts: Sequence[dict], n: int, seed: int) -> list[dict]:
+    """At most ``n`` prompts (0: all), stratified by instruction: the instructions in a seeded order take turns,
+    each giving its next prompt from a seeded shuffle, so a cap below the total still covers as many
+    instructions as it can (a plain ``prompts[:n]`` of a list ordered by instruction covers the first few)."""
+    if not n or n >= len(prompts):
+        return list(prompts)
+    rng = random.Random(int(stable_hash([seed, "online_prompts"], 8), 16))
+    groups: dict[str, list[dict]] = {}
+    for p in prompts:
+        groups.setdefault(p["instruction_id"], []).append(p)
+    queues = [rng.sample(g, len(g)) for g in rng.sample(list(groups.values()), len(groups))]
+    out: list[dict] = []
+    while len(out) < n:
+        for q in queues:
+            if q and len(out) < n:
+                out.append(q.pop(0))
     return out
 
 

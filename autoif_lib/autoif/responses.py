@@ -24,25 +24,126 @@ from ..scoring import functions_of, keep_by_pass_rate, pass_rates  # noqa: F401 
 from . import prompts
 
 
+_QUOTED = r"""(["'`\u201c\u2018])(?:(?!\1).){1,80}?(\1|[\u201d\u2019])"""
+_NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+                 "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred "
+                 "thousand once twice thrice first second third fourth fifth sixth seventh eighth ninth tenth").split()
+
+
+def template_key(text: str) -> str:
+    """An instruction with its arguments masked: quoted strings, numbers (digits or words) and single letters
+    become placeholders, so "Begin with the letter B" and "Begin with the letter C", or "fewer than 50 words"
+    and "fewer than 120 words", share one key."""
+    import re
+
+    from .parsing import dedup_key
+
+    s = re.sub(_QUOTED, " qqq ", str(text))
+    toks = dedup_key(s).split()
+    return " ".join("nnn" if t.isdigit() or t in _NUMBER_WORDS or any(c.isdigit() for c in t)
+                    else "lll" if len(t) == 1 else t for t in toks)
+
+
+def verifier_skeleton(src: str) -> str:
+    """A verification function's token stream with literals masked and comments, docstrings and layout
+    dropped: two functions that differ only in a constant (a letter, a keyword, a count) share it. A string
+    that looks like a regular expression stays (it is the logic: ``re.search(S, response)`` alone would make
+    every regex verifier one family). Source that does not tokenize gives "" (no skeleton)."""
+    import io as _io
+    import tokenize
+
+    out, prev = [], None
+    try:
+        for tok in tokenize.generate_tokens(_io.StringIO(src).readline):
+            if tok.type in (tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER):
+                continue
+            layout = tok.type in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
+            if not layout and not (tok.type == tokenize.STRING and prev in (None, tokenize.NEWLINE, tokenize.INDENT,
+                                                                            tokenize.DEDENT)):  # not a docstring
+                # a regular expression is the verifier's logic, not its argument: kept verbatim
+                regex = tok.type == tokenize.STRING and any(c in tok.string for c in "\\[](){}*+?|^$")
+                out.append(tok.string if regex else {tokenize.STRING: "S", tokenize.NUMBER: "N"}.get(tok.type, tok.string))
+            prev = tok.type
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return ""
+    return " ".join(out)
+
+
+def _grouped(instructions: Sequence[dict], linked) -> list[list[dict]]:
+    """Connected components of ``linked(a, b)`` plus the shared-key links of the ``keys`` each record has."""
+    parent = list(range(len(instructions)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(i, j):
+        parent[find(i)] = find(j)
+
+    owner: dict = {}
+    for i, r in enumerate(instructions):
+        for k in linked.keys(r):
+            union(i, owner.setdefault(k, i))
+    for i in range(len(instructions)):
+        for j in range(i):
+            if find(i) != find(j) and linked.near(instructions[i], instructions[j]):
+                union(i, j)
+    groups: dict[int, list[dict]] = {}
+    for i, r in enumerate(instructions):
+        groups.setdefault(find(i), []).append(r)
+    return list(groups.values())  # in order of each group's first member
+
+
+class _NearDuplicates:
+    def __init__(self, threshold: float):
+        self.threshold = threshold
+
+    def keys(self, r: dict) -> list:
+        return []
+
+    def near(self, a: dict, b: dict) -> bool:
+        from .parsing import near_duplicate
+
+        return near_duplicate(a["instruction"], b["instruction"], self.threshold)
+
+
+class _Families(_NearDuplicates):
+    """Same family: same masked template, a shared verifier skeleton, or near-duplicate masked texts."""
+
+    def keys(self, r: dict) -> list:
+        sk = {verifier_skeleton(f["src"]) for f in r.get("functions", []) if f.get("src")} - {""}
+        return [("template", template_key(r["instruction"]))] + [("verifier", s) for s in sorted(sk)]
+
+    def near(self, a: dict, b: dict) -> bool:
+        from .parsing import near_duplicate
+
+        return near_duplicate(template_key(a["instruction"]), template_key(b["instruction"]), self.threshold)
+
+
 def near_duplicate_groups(instructions: Sequence[dict], threshold: float = 0.85) -> list[list[dict]]:
     """Instructions grouped so that near-duplicate paraphrases (``parsing.near_duplicate``) share a group."""
-    from .parsing import near_duplicate
-
-    groups: list[list[dict]] = []
-    for r in instructions:
-        hit = [g for g in groups if any(near_duplicate(r["instruction"], o["instruction"], threshold) for o in g)]
-        merged = [r] + [o for g in hit for o in g]
-        groups = [g for g in groups if g not in hit] + [merged]
-    order = {r["id"]: k for k, r in enumerate(instructions)}
-    return sorted((sorted(g, key=lambda r: order[r["id"]]) for g in groups), key=lambda g: order[g[0]["id"]])
+    return _grouped(instructions, _NearDuplicates(threshold))
 
 
-def split_heldout(instructions: Sequence[dict], fraction: float, seed: int,
-                  threshold: float = 0.85) -> tuple[list[dict], list[dict]]:
+def family_groups(instructions: Sequence[dict], threshold: float = 0.85) -> list[list[dict]]:
+    """Instructions grouped into semantic families: variants of one constraint that differ in an argument
+    (self-instruct's "begin with B" / "begin with C", "under 50 words" / "under 80 words") or whose
+    verification functions differ only in a constant share a family, as do near-duplicate paraphrases."""
+    return _grouped(instructions, _Families(threshold))
+
+
+def split_heldout(instructions: Sequence[dict], fraction: float, seed: int, threshold: float = 0.85,
+                  grouping: str = "families") -> tuple[list[dict], list[dict]]:
     """(train, heldout): a seeded ``fraction`` held out, at least one when there are two or more groups.
 
-    Near-duplicate paraphrases are held out or kept together, so none can leak across the split."""
-    groups = near_duplicate_groups(instructions, threshold)
+    Groups are held out or kept whole, so no variant leaks across the split: ``families`` (default) groups
+    variants of one constraint (``family_groups``), ``near_duplicates`` only paraphrases (lexical, the split
+    before fidelity round two)."""
+    if grouping not in ("families", "near_duplicates"):
+        raise ValueError(f"unknown heldout grouping {grouping!r}; use families or near_duplicates")
+    groups = (family_groups if grouping == "families" else near_duplicate_groups)(instructions, threshold)
     if fraction <= 0 or len(groups) < 2:
         return list(instructions), []
     want = max(1, round(fraction * len(instructions)))

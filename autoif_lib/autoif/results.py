@@ -2,7 +2,8 @@
 
 Percent units; standard errors are binomial for the IFEval proportions (n = prompts for prompt-level,
 n = instructions for instruction-level) and the sample standard error of the mean for the held-out pass rate;
-``delta_*`` rows are paired differences from the base on the same items, with the paired standard error.
+``delta_*`` rows are paired differences from the base on the same items, ``init_delta_*`` from the checkpoint's
+own init (DPO and online DPO: SFT), each with the paired standard error.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from ..results import binomial_se, metric_row, stage_dir
 
 EVAL_STAGE = "11_evaluate"
 IFEVAL = ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")
-METRICS = IFEVAL + ("heldout_pass_rate", "trained_pass_rate", "delta_prompt_strict", "delta_trained_pass_rate",
-                    "delta_heldout_pass_rate")
-# paired differences from the base on the same items (stage 11's ``paired``): metric names per split
-DELTAS = {"ifeval": "delta_prompt_strict", "trained_instructions": "delta_trained_pass_rate",
-          "heldout_instructions": "delta_heldout_pass_rate"}
+# paired differences on the same items (stage 11's ``paired``): the metric each split's difference is of
+DELTAS = {"ifeval": "prompt_strict", "trained_instructions": "trained_pass_rate",
+          "online_instructions": "online_pass_rate", "heldout_instructions": "heldout_pass_rate"}
+SCORED = {"trained_instructions": "trained_pass_rate", "online_instructions": "online_pass_rate"}
+METRICS = IFEVAL + ("heldout_pass_rate", "trained_pass_rate", "online_pass_rate") + tuple(
+    f"{prefix}_{m}" for prefix in ("delta", "init_delta") for m in DELTAS.values())
 
 
 def collect(run_dir: Path) -> list[dict]:
@@ -38,10 +40,11 @@ def collect(run_dir: Path) -> list[dict]:
             rows.append(metric_row(name, "heldout_pass_rate", 100 * h["mean_pass_rate"],
                                    None if se is None else 100 * se, h.get("n")))
     for r in m.get("paired") or []:  # recipes that score trained instructions on held-out queries, and the deltas
-        if r["split"] == "trained_instructions":
-            rows.append(metric_row(r["checkpoint"], "trained_pass_rate", 100 * r["score_mean"], 100 * r["score_se"],
+        if r["split"] in SCORED:
+            rows.append(metric_row(r["checkpoint"], SCORED[r["split"]], 100 * r["score_mean"], 100 * r["score_se"],
                                    r["score_n"]))
-        if r.get("delta_diff") is not None:
-            rows.append(metric_row(r["checkpoint"], DELTAS[r["split"]], 100 * r["delta_diff"], 100 * r["delta_se"],
-                                   r["delta_n"]))
+        for prefix, name in (("delta", "delta"), ("init", "init_delta")):
+            if r.get(f"{prefix}_diff") is not None and r["split"] in DELTAS:
+                rows.append(metric_row(r["checkpoint"], f"{name}_{DELTAS[r['split']]}", 100 * r[f"{prefix}_diff"],
+                                       100 * r[f"{prefix}_se"], r[f"{prefix}_n"]))
     return rows

@@ -3,13 +3,16 @@
 The workbench ships three files under ``autoif_lib/data/`` (all written for
 this project):
 
-* ``seeds.jsonl``: 36 atomic, code-checkable seed instructions, one per
-  family of the AutoIF paper's seed set (letters, vocabulary, length,
-  format, verse, encodings, tense), chosen apart from IFEval's 25
-  instruction types as the paper's seeds are (checked by
-  ``tests/test_seed_disjointness.py``). Each has a hand-written reference
-  ``verifier`` (Python source defining ``evaluate(response) -> bool``, stdlib
-  only) and labelled ``cases``.
+* ``seeds.jsonl``: 36 atomic, code-checkable seed instructions written for
+  this project, in the families of the AutoIF paper's seed set (letters,
+  vocabulary, length, format, verse, encodings, tense). They are not the
+  paper's seeds: those are not all code-checkable, and some are IFEval types
+  ("Respond with a list of bullet points" is IFEval's number_bullet_lists).
+  Ours are chosen apart from IFEval's 25 instruction types on purpose, so
+  IFEval measures transfer (checked by ``tests/test_seed_disjointness.py``;
+  the README lists what was dropped, reworded and added). Each has a
+  hand-written reference ``verifier`` (Python source defining
+  ``evaluate(response) -> bool``, stdlib only) and labelled ``cases``.
 * ``queries.jsonl``: everyday user requests (cooking, travel, emails, code,
   money, ...) with no formatting demands; stage B pairs them with
   instructions, as AutoIF does with ShareGPT queries.

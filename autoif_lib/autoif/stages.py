@@ -138,7 +138,11 @@ class ResponsesParams(StageParams, SandboxFields):
     queries_dataset: str = param("", "a hub dataset id instead of a file (needs hub access), e.g. anon8231489123/ShareGPT_Vicuna_unfiltered")
     min_query_chars: int = param(20, "drop shorter queries (reference: 20)", min=0)
     max_query_chars: int = param(300, "drop longer queries (reference: 300)", min=1)
-    heldout_fraction: float = param(0.05, "share of instructions held out for evaluation (never trained on; near-duplicates stay together)", min=0.0, max=0.9)
+    heldout_fraction: float = param(0.05, "share of instructions held out for evaluation (never trained on; a family stays together)", min=0.0, max=0.9)
+    heldout_grouping: Literal["families", "near_duplicates"] = param(
+        "families", "what stays on one side of the held-out split: families (variants of one constraint: the same "
+                    "instruction with another letter, number or quoted word, or verifiers that differ only in a "
+                    "constant) or near_duplicates (paraphrases only, token Jaccard >= 0.85; before round two)")
     heldout_query_fraction: float = param(0.0, "share of the queries held out: no training pair uses them; stage 11 evaluates "
                                                "the trained instructions on them (0: none held out)", min=0.0, max=0.9)
     probe_model: str = param("", "model whose pass rate the probe measures (the policy: 08's base_model); empty: the supervisor")
@@ -192,6 +196,9 @@ class ExportParams(StageParams, SandboxFields):
     max_pairs_per_prompt: int = param(0, "cap on pairs per prompt after that (0: chosen x rejected, at most 4 by default)", min=0)
     instruction_level_pairs: bool = param(True, "also add instruction-level pairs: a test case the kept functions pass (> 0.5) vs one they all fail (paper)")
     max_instruction_pairs: int = param(2, "instruction-level pairs per instruction at most", min=1)
+    online_prompts_from: Literal["sft", "pairs"] = param(
+        "sft", "online-DPO prompts: the user turns of the SFT data, i.e. after the function and judge filters (paper "
+               "§3.4), or every (instruction, query) pair of stage 05 (this workbench before round two)")
 
 
 @dataclass(frozen=True)
@@ -241,7 +248,11 @@ class OnlineDPOParams(StageParams, TrainFields, SandboxFields):
     samples_per_prompt: int = param(8, "K samples per prompt", min=2)
     temperature: float = param(0.8, "on-policy sampling temperature (paper: 0.8)", min=0.0, max=2.0)
     max_new_tokens: int = param(1024, "tokens per on-policy sample", min=4)
-    max_prompts: int = param(0, "use at most this many prompts (0: all)", min=0)
+    max_prompts: int = param(0, "use at most this many prompts (0: all), stratified by instruction: the instructions take "
+                                "turns in a seeded order, so a cap covers as many of them as it can", min=0)
+    ref_model: Literal["init", "previous"] = param("init", "DPO reference of every iteration: the initial policy, fixed "
+                                                           "(paper Eq. 2: pi_ref = pi_SFT), or the iteration's starting "
+                                                           "policy (iterative DPO; this workbench before round two)")
     chosen_min_pass: float = param(0.5, "chosen needs a pass rate above this (paper: > 0.5)", min=0.0, max=1.0)
     chosen_inclusive: bool = param(False, "chosen may equal chosen_min_pass (released code: >= 0.5)")
     rejected_max_pass: float = param(0.0, "rejected needs a pass rate at most this (paper: 0)", min=0.0, max=1.0)

@@ -127,8 +127,9 @@ def constraint_counts(records: Sequence[dict]) -> dict[str, int]:
     return {f"{k} constraints": c[k] for k in sorted(c)}
 
 
-def funnel(requests, refused, res, train, heldout, inputs: dict | None = None):
-    """The stage's funnel: inputs read -> length filter -> sample -> math/code -> prompts -> train split."""
+def funnel(requests, refused, res, train, heldout, inputs: dict | None = None, math_code_filter: str = "regex"):
+    """The stage's funnel: inputs read -> length filter -> sample -> math/code (the regex prefilter; the LLM's
+    own refusals are rejects of the evolve step) -> prompts -> train split."""
     from ..reporting import Funnel
 
     f = Funnel("prompts")
@@ -138,7 +139,8 @@ def funnel(requests, refused, res, train, heldout, inputs: dict | None = None):
         f.step("seeded sample (n_requests)", inputs["kept"], len(requests), {"not_sampled": inputs["kept"] - len(requests)})
     else:
         f.step("inputs read", 0, len(requests), allow_growth=True)
-    f.step("not math or code (regex)", len(requests), len(requests) - len(refused), {"refused_math_or_code": len(refused)})
+    if math_code_filter == "regex":
+        f.step("not math or code (regex)", len(requests), len(requests) - len(refused), {"refused_math_or_code": len(refused)})
     n_in = len(requests) - len(refused)
     f.step("evolved / composed / read", n_in, len(res["prompts"]),
            {k: v for k, v in res["rejects"].items() if k != evolve.PREFILTER_REASON})
