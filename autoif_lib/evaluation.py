@@ -197,3 +197,54 @@ def plot_ci(rows: Sequence[dict], title: str = "score with 95% CI, by split"):
     fig.tight_layout()
     plt.close(fig)
     return fig
+
+
+def plot_deltas(rows: Sequence[dict], title: str = "paired differences with 95% CI (thick: by item; thin: by instruction, t)"):
+    """The contrasts themselves, one panel per split: each checkpoint's difference from the base (circle) and
+    from its own init (square), with the by-item 95% interval (thick) and the by-instruction one (thin, t with
+    G - 1 df). The marginal intervals of ``plot_ci`` overlap even where the paired difference is clear."""
+    import matplotlib.pyplot as plt
+
+    splits = [s for s in dict.fromkeys(r["split"] for r in rows) if any(r.get("delta_diff") is not None for r in rows
+                                                                         if r["split"] == s)]
+    fig, axes = plt.subplots(1, max(1, len(splits)), figsize=(3.3 * max(1, len(splits)), 2.9), squeeze=False)
+    for ax, split in zip(axes[0], splits):
+        labels, y = [], 0
+        for r in (r for r in rows if r["split"] == split):
+            for prefix, marker, colour, vs in (("delta", "o", "#0969da", "base"), ("init", "s", "#bf3989", r.get("init"))):
+                if r.get(f"{prefix}_diff") is None:
+                    continue
+                d = 100 * r[f"{prefix}_diff"]
+                if r.get(f"{prefix}_cluster_lo") is not None:
+                    ax.plot([100 * r[f"{prefix}_cluster_lo"], 100 * r[f"{prefix}_cluster_hi"]], [y, y], color=colour, lw=0.8, alpha=0.6)
+                ax.plot([100 * r[f"{prefix}_lo"], 100 * r[f"{prefix}_hi"]], [y, y], color=colour, lw=3, alpha=0.8)
+                ax.plot([d], [y], marker=marker, color=colour)
+                labels.append(f"{r['checkpoint']} - {vs}\np={r[f'{prefix}_p']:.2g}")
+                y += 1
+        ax.axvline(0, color="#57606a", lw=0.8, ls="--")
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("difference, points", fontsize=8)
+        ax.set_title(SPLITS.get(split, split), fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def by_instruction(items: dict[str, dict[str, dict]], clusters: dict[str, dict], split: str):
+    """Items passed per instruction and checkpoint on one split (a sum of pass rates; greedy answers score 0/1):
+    where a difference comes from, one instruction or all of them."""
+    import pandas as pd
+
+    ids = clusters.get(split, {})
+    table: dict[str, dict[str, float]] = {}
+    for name, by_split in items.items():
+        for k, v in (by_split.get(split) or {}).items():
+            table.setdefault(ids[k], {}).setdefault(name, 0.0)
+            table[ids[k]][name] += v
+    n = {ins: sum(1 for k in ids if ids[k] == ins) for ins in table}
+    df = pd.DataFrame.from_dict(table, orient="index")[[c for c in items if any(c in t for t in table.values())]]
+    df.insert(0, "n", pd.Series(n))
+    return df.sort_index()
+

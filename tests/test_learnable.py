@@ -118,6 +118,14 @@ def test_each_checkpoint_is_tested_against_its_own_init_and_the_base():
     t = evaluation.ci_table(rows)
     assert t.loc[2, "init"] == "sft" and t.loc[2, "Δ vs init"] == 40.0 and t.loc[2, "wins/losses vs init"] == "8/0"
     assert t.loc[2, "Δ vs base"] == 50.0 and t["Δ vs init"].isna().tolist() == [True, True, False]
+    # the figure draws exactly the contrasts: SFT - base, online DPO - base, online DPO - SFT (with its p)
+    ax = evaluation.plot_deltas(rows).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["sft - base\np=0.5", "online_dpo - base\np=0.002",
+                                                           "online_dpo - sft\np=0.0078"]
+    # per instruction: where the gain comes from (a: 1 -> 2 -> 8 of 10; b: 1 -> 2 -> 4)
+    by = evaluation.by_instruction(items, clusters, "trained_instructions")
+    assert by.to_dict(orient="index") == {"a": {"n": 10, "base": 1.0, "sft": 2.0, "online_dpo": 8.0},
+                                          "b": {"n": 10, "base": 1.0, "sft": 2.0, "online_dpo": 4.0}}
 
 
 def test_subset_split_keeps_only_the_instructions_online_dpo_trained_on():
