@@ -72,6 +72,30 @@ def test_resume_after_kill_gives_same_outputs(tmp_path):
     assert set(k for b in fb.calls for k in b) <= {r.key for r in rows}
 
 
+class BatchDependentBackend(FakeBackend):
+    """Like a left-padded batch on a real model: a row's text depends on which rows share its batch."""
+
+    def generate_batch(self, rows, sp):
+        if self.fail_after is not None and len(self.calls) >= self.fail_after:
+            raise KeyboardInterrupt("killed")
+        self.calls.append([r.key for r in rows])
+        return [f"{r.messages[-1][1]}|batch of {len(rows)}" for r in rows]
+
+
+def test_a_cached_row_keeps_its_text_when_another_request_batches_it_differently(tmp_path):
+    spec, sp = ModelSpec(batch_size=4), SamplingParams(n=1, temperature=0.0, seed=0)
+    alone = Generator(spec, tmp_path / "c.sqlite", backend=BatchDependentBackend(), progress=False).generate(convs(1), sp)
+    assert alone == [["prompt 0 |batch of 1"]]
+    # a later request (another stage) puts that row in a batch with three new ones: the batch is generated whole,
+    # but the cached row keeps its first text, in the answer and in the cache
+    fb = BatchDependentBackend()
+    later = Generator(spec, tmp_path / "c.sqlite", backend=fb, progress=False).generate(convs(4), sp)
+    assert len(fb.calls) == 1 and len(fb.calls[0]) == 4
+    assert later[0] == alone[0] and later[1:] == [[f"prompt {i} " + "x" * i + "|batch of 4"] for i in (1, 2, 3)]
+    again = Generator(spec, tmp_path / "c.sqlite", backend=BatchDependentBackend(fail_after=0), progress=False)
+    assert again.generate(convs(1), sp) == alone and again.generate(convs(4), sp) == later
+
+
 def test_bad_conversation_is_a_clear_error(tmp_path):
     g = Generator(ModelSpec(), None, backend=FakeBackend(), progress=False)
     with pytest.raises(ValueError, match="'role' and 'content'"):

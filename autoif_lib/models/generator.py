@@ -123,6 +123,7 @@ class Generator:
         bs = batch_size_for(self.spec)
         batches = [order[i:i + bs] for i in range(0, len(order), bs)]
         todo = [b for b in batches if any(r.key not in done for r in b)]
+        cached = set(done)
         if todo:
             from ..progress import bar as progress_bar
 
@@ -143,11 +144,15 @@ class Generator:
                     self.stats["batches"] += 1
                     # A prefilled row's text is prefix + continuation: callers parse whole replies.
                     texts = [r.prefill + t for r, t in zip(batch, texts)]
+                    # A row this request found cached keeps its cached text: the batch was regenerated whole
+                    # (the batches of an interrupted run), but a batch's rows can come out differently next to
+                    # other rows, and the first answer stands (same request, same answer, whichever stage asks).
                     for r, t in zip(batch, texts):
-                        done[r.key] = t
+                        done.setdefault(r.key, t)
                     if self.cache is not None:
                         # Commit per batch: a crash loses at most the batch in flight.
-                        self.cache.put_many((r.key, t, {"i": r.sample_idx}) for r, t in zip(batch, texts))
+                        self.cache.put_many((r.key, done[r.key], {"i": r.sample_idx}) for r in batch
+                                            if r.key not in cached)
                     bar.update(len(batch))
             finally:
                 bar.close()
