@@ -24,7 +24,10 @@ class FakeBackend:
         if self.fail_after is not None and len(self.calls) >= self.fail_after:
             raise KeyboardInterrupt("killed")
         self.calls.append([r.key for r in rows])
-        return [f"{r.messages[-1][1]}|{r.sample_idx}|{r.seed % 1000}" for r in rows]
+        return [self.text(r, rows) for r in rows]
+
+    def text(self, row, batch):
+        return f"{row.messages[-1][1]}|{row.sample_idx}|{row.seed % 1000}"
 
 
 def convs(n):
@@ -75,11 +78,8 @@ def test_resume_after_kill_gives_same_outputs(tmp_path):
 class BatchDependentBackend(FakeBackend):
     """Like a left-padded batch on a real model: a row's text depends on which rows share its batch."""
 
-    def generate_batch(self, rows, sp):
-        if self.fail_after is not None and len(self.calls) >= self.fail_after:
-            raise KeyboardInterrupt("killed")
-        self.calls.append([r.key for r in rows])
-        return [f"{r.messages[-1][1]}|batch of {len(rows)}" for r in rows]
+    def text(self, row, batch):
+        return f"{row.messages[-1][1]}|batch of {len(batch)}"
 
 
 def test_a_cached_row_keeps_its_text_when_another_request_batches_it_differently(tmp_path):
