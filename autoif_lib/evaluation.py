@@ -1,4 +1,4 @@
-"""Evaluation shared by the methods: checkpoints compared on IFEval and on held-out verifiers.
+"""Evaluation shared by the methods: checkpoints compared on IFEval, IFBench and on held-out verifiers.
 
 Pure helpers over records; generation and the sandbox are passed in. Which checkpoints
 exist comes from the pipeline's declarations (``StageContext.checkpoint``).
@@ -16,14 +16,58 @@ def ifeval_requests(examples: Sequence[dict]) -> list[list[dict]]:
     return [[{"role": "user", "content": ex["prompt"]}] for ex in examples]
 
 
+# Verifiable-instruction benchmarks: the module that loads and scores each (same record schema, same protocol).
+BENCHMARKS = {"ifeval": "IFEval", "ifbench": "IFBench"}
+
+
+def benchmark_module(name: str):
+    """``autoif_lib.ifeval`` or ``autoif_lib.ifbench``."""
+    import importlib
+
+    if name not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {name!r}; known: {sorted(BENCHMARKS)}")
+    return importlib.import_module(f"autoif_lib.{name}")
+
+
+def answer_benchmark(gen, bench: str, examples: Sequence[dict], sp, label: str = "") -> tuple[list[dict], dict]:
+    """One checkpoint's greedy answers to a verifiable-instruction benchmark, scored by its checkers:
+    ``(per_prompt, summary)``. The one place a model answers IFEval or IFBench, for every method."""
+    mod = benchmark_module(bench)
+    if not examples:
+        return [], {}
+    outs = [o[0] for o in gen.generate(ifeval_requests(examples), sp, desc=f"{BENCHMARKS[bench]} {label}".strip())]
+    return mod.score_responses(examples, outs)
+
+
+def prompt_items(per_prompt: Sequence[dict]) -> dict:
+    """Prompt-level strict verdicts as 0/1 item scores keyed by the prompt's key (the paired tests' input)."""
+    return {r["key"]: float(r["follow_all_strict"]) for r in per_prompt}
+
+
+def score_benchmarks(ctx, gen, name: str, benchmarks: dict[str, Sequence[dict]], sp) -> tuple[dict, dict, dict]:
+    """One checkpoint on each verifiable-instruction benchmark (a benchmark without examples is skipped).
+    Answers and verdicts go to ``<bench>_<name>.jsonl``, the summary to ``<bench>_<name>_summary.json``.
+    Returns (bench -> summary, bench -> {prompt key: 0/1 prompt-level strict}, bench -> per-prompt records)."""
+    summaries, items, rows = {}, {}, {}
+    for bench, examples in benchmarks.items():
+        if not examples:
+            continue
+        rows[bench], summaries[bench] = answer_benchmark(gen, bench, examples, sp, name)
+        ctx.write_jsonl(f"{bench}_{name}.jsonl", rows[bench])
+        ctx.write_json(f"{bench}_{name}_summary.json", summaries[bench])
+        items[bench] = prompt_items(rows[bench])
+    return summaries, items, rows
+
+
 def heldout_pass_rate(pairs: Sequence[dict], outs: Sequence[Sequence[str]], heldout: Sequence[dict], runner) -> dict:
     """Mean verifier pass rate of one checkpoint's responses to the held-out instructions."""
     return scoring.summarize([r["pass_rate"] for r in item_scores(pairs, outs, heldout, runner)])
 
 
-def comparison_table(summaries: dict[str, dict], heldout: dict[str, dict]):
-    """One row per checkpoint: the four IFEval metrics (in %) and the held-out pass rate, each with its
-    standard error (binomial for Pr(S); the sample standard error of the mean for the pass rate)."""
+def comparison_table(summaries: dict[str, dict], heldout: dict[str, dict], ifbench: dict[str, dict] | None = None):
+    """One row per checkpoint: the four IFEval metrics (in %), IFBench's prompt- and instruction-level strict
+    scores when given, and the held-out pass rate, each with its standard error (binomial for Pr(S); the sample
+    standard error of the mean for the pass rate)."""
     import pandas as pd
 
     import math
@@ -39,28 +83,41 @@ def comparison_table(summaries: dict[str, dict], heldout: dict[str, dict]):
                      "heldout pass rate": None if h.get("mean_pass_rate") is None else 100 * h["mean_pass_rate"],
                      "heldout s.e.": None if h.get("mean_pass_rate_se") is None else 100 * h["mean_pass_rate_se"],
                      "n prompts": s["n_prompts"], "n heldout": h.get("n", 0)})
+        b = (ifbench or {}).get(name)
+        if b:
+            q, m = b["prompt_strict"], max(1, b["n_prompts"])
+            rows[-1].update({"IFBench Pr(S)": 100 * q, "IFBench Pr(S) s.e.": 100 * math.sqrt(q * (1 - q) / m),
+                             "IFBench Ins(S)": 100 * b["inst_strict"], "n IFBench": b["n_prompts"]})
     return pd.DataFrame(rows).set_index("checkpoint").round(1)
 
 
 def plot_comparison(table):
     import matplotlib.pyplot as plt
 
-    cols = ["Pr(S)", "Pr(L)", "Ins(S)", "Ins(L)", "heldout pass rate"]
+    cols = [c for c in ("Pr(S)", "Pr(L)", "Ins(S)", "Ins(L)", "IFBench Pr(S)", "IFBench Ins(S)", "heldout pass rate")
+            if c in table]
     fig, ax = plt.subplots(figsize=(8, 3.4))
-    table[cols].astype(float).T.plot.bar(ax=ax, rot=0)
+    table[cols].astype(float).T.plot.bar(ax=ax, rot=0, fontsize=7)
     ax.set_ylabel("%")
-    ax.set_title("IFEval (prompt/instruction × strict/loose) and held-out verifier pass rate")
+    ax.set_title("IFEval (prompt/instruction × strict/loose), IFBench (strict) and held-out verifier pass rate", fontsize=9)
     ax.legend(title="checkpoint", fontsize=8)
     fig.tight_layout()
     plt.close(fig)
     return fig
 
 
-def plot_heatmap(summaries: dict[str, dict], metric: str = "strict"):
-    """Per-instruction-type accuracy, checkpoints as columns."""
+def plot_heatmap(summaries: dict[str, dict], metric: str = "strict", bench: str = "IFEval"):
+    """Per-instruction-type accuracy, checkpoints as columns (checkpoints without a summary are left out)."""
     import matplotlib.pyplot as plt
     import numpy as np
 
+    summaries = {k: v for k, v in summaries.items() if v}
+    if not summaries:
+        fig, ax = plt.subplots(figsize=(4, 1))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"{bench} was not run", ha="center", va="center")
+        plt.close(fig)
+        return fig
     types_ = sorted({t for s in summaries.values() for t in s["per_instruction"]})
     names = list(summaries)
     grid = np.array([[summaries[n]["per_instruction"].get(t, {}).get(metric, np.nan) for n in names] for t in types_],
@@ -75,7 +132,7 @@ def plot_heatmap(summaries: dict[str, dict], metric: str = "strict"):
                 ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=6,
                         color="white" if grid[i, j] < 0.5 else "black")
     fig.colorbar(im, ax=ax, label=f"accuracy ({metric})")
-    ax.set_title(f"IFEval per instruction type ({metric})")
+    ax.set_title(f"{bench} per instruction type ({metric})")
     fig.tight_layout()
     plt.close(fig)
     return fig
@@ -83,7 +140,7 @@ def plot_heatmap(summaries: dict[str, dict], metric: str = "strict"):
 
 # -- per-item scores, confidence intervals, paired tests against the base ----------------------------------
 
-SPLITS = {"ifeval": "IFEval Pr(S)", "trained_instructions": "trained instr., held-out queries",
+SPLITS = {"ifeval": "IFEval Pr(S)", "ifbench": "IFBench Pr(S)", "trained_instructions": "trained instr., held-out queries",
           "online_instructions": "online-DPO-trained instr., held-out queries",
           "heldout_instructions": "held-out instructions"}
 

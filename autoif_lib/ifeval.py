@@ -129,7 +129,7 @@ def instruction_registry() -> Mapping[str, type]:
 # --------------------------------------------------------------------------
 
 
-def _normalise(rec: Mapping[str, Any], where: str) -> dict:
+def normalise(rec: Mapping[str, Any], where: str) -> dict:
     """Validate one record and keep only the four IFEval fields."""
     missing = [k for k in ("key", "prompt", "instruction_id_list", "kwargs") if k not in rec]
     if missing:
@@ -144,20 +144,29 @@ def _normalise(rec: Mapping[str, Any], where: str) -> dict:
     return {"key": int(rec["key"]), "prompt": rec["prompt"], "instruction_id_list": ids, "kwargs": kwargs}
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path, what: str = "IFEval") -> list[dict]:
+    """Records of the IFEval schema from a JSONL file (IFBench uses the same schema)."""
     if not path.is_file():
-        raise FileNotFoundError(f"IFEval JSONL not found: {path}")
+        raise FileNotFoundError(f"{what} JSONL not found: {path}")
     from .io import iter_jsonl_numbered
 
-    return [_normalise(rec, f"{path}:{i}") for i, rec in iter_jsonl_numbered(path)]
+    return [normalise(rec, f"{path}:{i}") for i, rec in iter_jsonl_numbered(path)]
 
 
-def _read_hub(name: str) -> list[dict]:
+def read_hub(name: str) -> list[dict]:
     # Imported lazily: only users with hub access take this path.
     from datasets import load_dataset
 
-    ds = load_dataset(name, split="train")
-    return [_normalise(r, f"{name}[{i}]") for i, r in enumerate(ds)]
+    ds = load_dataset(name)
+    split = "train" if "train" in ds else next(iter(ds))  # google/IFEval: train; IFBench_test: train or test
+    return [normalise(r, f"{name}[{i}]") for i, r in enumerate(ds[split])]
+
+
+def check_unique_keys(examples: Sequence[dict], source) -> None:
+    keys = Counter(ex["key"] for ex in examples)
+    dup = [k for k, c in keys.items() if c > 1]
+    if dup:
+        raise ValueError(f"source {source!s} has duplicate keys {dup[:5]}")
 
 
 def select_subset(examples: Sequence[dict], n: int, seed: int = 0) -> list[dict]:
@@ -181,15 +190,12 @@ def load_ifeval(
     network). ``subset=N`` returns a fixed seeded subset of N prompts.
     """
     if str(source) == "builtin":
-        examples = _read_jsonl(builtin_data_path())
+        examples = read_jsonl(builtin_data_path())
     elif str(source) == HF_DATASET:
-        examples = _read_hub(HF_DATASET)
+        examples = read_hub(HF_DATASET)
     else:
-        examples = _read_jsonl(Path(source))
-    keys = Counter(ex["key"] for ex in examples)
-    dup = [k for k, c in keys.items() if c > 1]
-    if dup:
-        raise ValueError(f"IFEval source {source!s} has duplicate keys {dup[:5]}")
+        examples = read_jsonl(Path(source))
+    check_unique_keys(examples, f"IFEval {source}")
     return select_subset(examples, subset, seed) if subset is not None else examples
 
 
@@ -252,11 +258,8 @@ def ensure_nltk_data() -> None:
         raise RuntimeError("punkt_tab/english built but NLTK still cannot find it")
 
 
-def _judge(evaluation, ex: dict, idx: int, response: str, loose: bool) -> bool | str:
-    """One instruction through the package's own strict/loose function.
-
-    Returns the bool verdict, or an error string (scored as not followed).
-    """
+def _judge(evaluation, ex: dict, idx: int, response: str, loose: bool) -> bool:
+    """One instruction through the package's own strict/loose function."""
     single = evaluation.InputExample(
         key=ex["key"],
         instruction_id_list=[ex["instruction_id_list"][idx]],
@@ -265,13 +268,16 @@ def _judge(evaluation, ex: dict, idx: int, response: str, loose: bool) -> bool |
     )
     fn = (evaluation.test_instruction_following_loose if loose
           else evaluation.test_instruction_following_strict)
-    try:
-        return bool(fn(single, {ex["prompt"]: response}).follow_instruction_list[0])
-    except Exception as exc:  # a checker bug must not pass, nor abort the run
-        return f"{type(exc).__name__}: {exc}"
+    return bool(fn(single, {ex["prompt"]: response}).follow_instruction_list[0])
 
 
-def _score_one(evaluation, registry, ex: dict, response: str) -> dict:
+def score_example(ex: dict, response: str, judge, registry: Mapping[str, Any]) -> dict:
+    """One prompt's verdicts, strict then loose, under the determinism protocol.
+
+    ``judge(ex, idx, response, loose) -> bool`` decides one instruction (IFEval: Google's functions; IFBench: its
+    checkers). Fail closed: an instruction id missing from ``registry``, or a checker that raises, counts as not
+    followed and is recorded (``unknown_instruction_ids``, ``errors``); a checker bug must not pass, nor abort the run.
+    """
     ids = ex["instruction_id_list"]
     unknown = [i for i in ids if i not in registry]
     verdicts, errors = {}, []
@@ -282,10 +288,11 @@ def _score_one(evaluation, registry, ex: dict, response: str) -> dict:
             if inst not in registry:
                 got.append(False)  # fail closed, never skip; listed in unknown_instruction_ids
                 continue
-            v = _judge(evaluation, ex, idx, response, loose)
-            if isinstance(v, str):
-                mode = "loose" if loose else "strict"
-                errors.append({"instruction_id": inst, "mode": mode, "error": v})
+            try:
+                v = bool(judge(ex, idx, response, loose))
+            except Exception as exc:
+                errors.append({"instruction_id": inst, "mode": "loose" if loose else "strict",
+                               "error": f"{type(exc).__name__}: {exc}"})
                 v = False
             got.append(v)
         verdicts[loose] = got
@@ -303,7 +310,20 @@ def _score_one(evaluation, registry, ex: dict, response: str) -> dict:
     }
 
 
-def _response_lookup(examples: Sequence[dict], responses) -> list[str | None]:
+def score_all(examples: Sequence[dict], responses, judge, registry: Mapping[str, Any], strip_think: bool = True) -> list[dict]:
+    """Every prompt through ``score_example``; a missing response is scored as "" and flagged."""
+    rows = []
+    for ex, r in zip(examples, response_lookup(examples, responses)):
+        text = "" if r is None else str(r)
+        scored = strip_think_blocks(text) if strip_think else text
+        row = score_example(ex, scored, judge, registry)
+        row["missing_response"] = r is None
+        row["think_stripped"] = scored != text
+        rows.append(row)
+    return rows
+
+
+def response_lookup(examples: Sequence[dict], responses) -> list[str | None]:
     """Align responses to examples: a list in order, or a dict by prompt (or key)."""
     if isinstance(responses, Mapping):
         return [responses.get(ex["prompt"], responses.get(ex["key"])) for ex in examples]
@@ -368,15 +388,7 @@ def score_responses(
     evaluation = load_checkers()
     registry = instruction_registry()
     ensure_nltk_data()
-    raw = _response_lookup(examples, responses)
-    rows = []
-    for ex, r in zip(examples, raw):
-        text = "" if r is None else str(r)
-        scored = strip_think_blocks(text) if strip_think else text
-        row = _score_one(evaluation, registry, ex, scored)
-        row["missing_response"] = r is None
-        row["think_stripped"] = scored != text
-        rows.append(row)
+    rows = score_all(examples, responses, functools.partial(_judge, evaluation), registry, strip_think)
     summary = summarize(rows)
     if summary["unknown_instruction_ids"]:
         log.warning("IFEval: unknown instruction ids scored as failed: %s",

@@ -48,6 +48,36 @@ def metric_row(checkpoint: str, metric: str, value: Any, se: Any = None, n: Any 
             "n": None if n is None else int(n)}
 
 
+def benchmark_rows(checkpoint: str, summary: Mapping[str, Any], prefix: str = "", iteration: int | None = None) -> list[dict]:
+    """The four IFEval-style metrics of one benchmark summary (IFEval, IFBench) in percent, each with its binomial
+    standard error: n = prompts for prompt-level, n = instructions for instruction-level."""
+    n_p = summary["n_prompts"]
+    n_i = sum(v["n"] for v in summary["per_instruction"].values())
+    rows = []
+    for k in ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose"):
+        n = n_p if k.startswith("prompt") else n_i
+        rows.append(metric_row(checkpoint, prefix + k, 100 * summary[k],
+                               100 * (binomial_se(summary[k], n) or 0.0) if n else None, n, iteration=iteration))
+    return rows
+
+
+def paired_rows(paired: Iterable[Mapping[str, Any]], deltas: Mapping[str, str],
+                iteration_of: Mapping[str, int] | None = None) -> list[dict]:
+    """Rows of an evaluation's paired statistics (``evaluation.paired_stats``): for each split in ``deltas``
+    (split -> the metric its items score), ``delta_<metric>`` (vs the base) and ``init_delta_<metric>`` (vs the
+    checkpoint's own init), in percent with the paired standard error."""
+    rows = []
+    for r in paired:
+        if r["split"] not in deltas:
+            continue
+        for prefix, label in (("delta", "delta"), ("init", "init_delta")):
+            if r.get(f"{prefix}_diff") is not None:
+                rows.append(metric_row(r["checkpoint"], f"{label}_{deltas[r['split']]}", 100 * r[f"{prefix}_diff"],
+                                       100 * r[f"{prefix}_se"], r[f"{prefix}_n"],
+                                       iteration=(iteration_of or {}).get(r["checkpoint"])))
+    return rows
+
+
 def collector(pipeline: str):
     """The method's ``collect(run_dir)``: ``autoif_lib.<pipeline>.results``."""
     try:

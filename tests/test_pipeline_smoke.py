@@ -82,7 +82,25 @@ def test_training_and_evaluation_outputs(smoke_run):
     assert names == ["base"] + (["online_dpo"] if m10["trained"] else [])
     assert ("online_dpo" in m11["skipped_checkpoints"]) == (not m10["trained"])
     for row in m11["table"]:
-        assert all(0 <= row[k] <= 100 for k in ("Pr(S)", "Pr(L)", "Ins(S)", "Ins(L)"))
+        assert all(0 <= row[k] <= 100 for k in ("Pr(S)", "Pr(L)", "Ins(S)", "Ins(L)", "IFBench Pr(S)", "IFBench Ins(S)"))
+
+
+def test_ifbench_is_scored_for_every_checkpoint_and_reaches_the_results(smoke_run):
+    from autoif_lib import ifbench
+    from autoif_lib.autoif import results
+
+    run = smoke_run["run"]
+    m11 = io.read_json(run / "11_evaluate" / "metrics.json")
+    scorable, left = ifbench.scorable(ifbench.load_ifbench(subset=3, seed=0))  # smoke: ifbench_subset 3, seed 0
+    rows = results.collect(run)
+    for name in m11["checkpoints"]:
+        s = io.read_json(run / "11_evaluate" / f"ifbench_{name}_summary.json")
+        assert (s["n_prompts"], s["n_not_scored"]) == (len(scorable), len(left))
+        got = {r["metric"]: r for r in rows if r["checkpoint"] == name}
+        assert got["ifbench_prompt_strict"]["value"] == pytest.approx(100 * s["prompt_strict"])
+        assert got["ifbench_prompt_strict"]["n"] == len(scorable)
+    paired = {(r["checkpoint"], r["split"]): r for r in m11["paired"]}
+    assert paired[("base", "ifbench")]["score_n"] == len(scorable)
 
 
 def test_probe_heldout_queries_and_paired_evaluation(smoke_run):

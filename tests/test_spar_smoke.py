@@ -64,6 +64,50 @@ def test_stage_outputs_and_counts(spar_run):
     assert all("judge_heldout_acc" in r and "search_prompt_strict" in r for r in m20["table"])
 
 
+def test_ifbench_rows_and_paired_tests_per_iteration(spar_run):
+    from autoif_lib import ifbench
+    from autoif_lib.spar import results
+
+    run = spar_run["run"]
+    m20 = io.read_json(run / "20_evaluate" / "metrics.json")
+    scorable, _ = ifbench.scorable(ifbench.load_ifbench(subset=2, seed=0))  # smoke: ifbench_subset 2, seed 0
+    assert [r["ifbench_n_prompts"] for r in m20["rows"]] == [len(scorable)] * 2
+    paired = {(r["checkpoint"], r["split"]) for r in m20["details"]["paired"]}
+    assert {("base", "ifeval"), ("base", "ifbench")} <= paired
+    trained = io.read_json(run / "06_t1_actor" / "metrics.json").get("trained", True)
+    # M1 is a checkpoint of its own only when its actor step trained; then it is tested against M0
+    assert (("spar_t1", "ifbench") in paired) == trained
+    got = {(r["checkpoint"], r["metric"]) for r in results.collect(run)}
+    assert ("base", "ifbench_prompt_strict") in got
+    assert (("spar_t1", "delta_ifbench_prompt_strict") in got) == trained
+
+
+def test_refiner_tables_llmbar_and_refinement_accuracy_per_iteration(spar_run):
+    from autoif_lib.spar import refiner_eval, results
+
+    run = spar_run["run"]
+    m20 = io.read_json(run / "20_evaluate" / "metrics.json")
+    items = refiner_eval.load_llmbar()  # smoke: llmbar_source 'sample'
+    for t in (0, 1):
+        lb = m20["details"][f"t{t}_llmbar"]["majority"]
+        assert lb["n"] == len(items) and 0 <= lb["overall"]["acc"] <= 1
+    tasks = m20["details"]["refinement_tasks"]
+    held = io.read_jsonl(run / "00_prompts" / "heldout_prompts.jsonl")
+    assert tasks["with_verifiers"] == sum(bool(p.get("verifiers")) for p in held)
+    assert tasks["responses"] == 2 * tasks["with_verifiers"]  # refine_eval_samples 2
+    # 16-token answers fail their verifiers, so both held-out prompts give a task
+    assert tasks["prompts_with_failure"] == tasks["with_verifiers"] > 0
+    assert tasks["tasks"] == min(2, tasks["prompts_with_failure"])  # refine_eval_tasks 2
+    first = None
+    for t, r in zip((0, 1), m20["rows"]):  # every refiner refines the same tasks, one record each
+        recs = io.read_jsonl(run / "20_evaluate" / f"refinement_t{t}.jsonl")
+        assert r["refine_n"] == len(recs) == tasks["tasks"] and 0 <= r["refine_acc_verifier"] <= 1
+        first = first or [x["response"] for x in recs]
+        assert [x["response"] for x in recs] == first
+    got = {(r["checkpoint"], r["metric"]) for r in results.collect(run)}
+    assert ("base", "llmbar_overall_acc") in got and ("base", "refine_acc_verifier") in got
+
+
 def test_every_figure_cell_shows_an_image(spar_run):
     from conftest import figure_cells_without_image
 

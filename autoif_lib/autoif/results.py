@@ -1,4 +1,5 @@
-"""AutoIF's evaluation as results rows: stage 11's IFEval summaries and held-out pass rates per checkpoint.
+"""AutoIF's evaluation as results rows: stage 11's IFEval and IFBench summaries and held-out pass rates per
+checkpoint.
 
 Percent units; standard errors are binomial for the IFEval proportions (n = prompts for prompt-level,
 n = instructions for instruction-level) and the sample standard error of the mean for the held-out pass rate;
@@ -11,15 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import io
-from ..results import binomial_se, metric_row, stage_dir
+from ..results import benchmark_rows, metric_row, paired_rows, stage_dir
 
 EVAL_STAGE = "11_evaluate"
 IFEVAL = ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")
+IFBENCH = tuple(f"ifbench_{k}" for k in IFEVAL)
 # paired differences on the same items (stage 11's ``paired``): the metric each split's difference is of
-DELTAS = {"ifeval": "prompt_strict", "trained_instructions": "trained_pass_rate",
+DELTAS = {"ifeval": "prompt_strict", "ifbench": "ifbench_prompt_strict", "trained_instructions": "trained_pass_rate",
           "online_instructions": "online_pass_rate", "heldout_instructions": "heldout_pass_rate"}
 SCORED = {"trained_instructions": "trained_pass_rate", "online_instructions": "online_pass_rate"}
-METRICS = IFEVAL + ("heldout_pass_rate", "trained_pass_rate", "online_pass_rate") + tuple(
+METRICS = IFEVAL + IFBENCH + ("heldout_pass_rate", "trained_pass_rate", "online_pass_rate") + tuple(
     f"{prefix}_{m}" for prefix in ("delta", "init_delta") for m in DELTAS.values())
 
 
@@ -28,12 +30,9 @@ def collect(run_dir: Path) -> list[dict]:
     m = io.read_json(d / "metrics.json")
     rows = []
     for name in m["checkpoints"]:  # the evaluated ones, in the recipe's order; skipped ones have no rows
-        s = io.read_json(d / f"ifeval_{name}_summary.json")
-        n_p = s["n_prompts"]
-        n_i = sum(v["n"] for v in s["per_instruction"].values())
-        for k in IFEVAL:
-            n = n_p if k.startswith("prompt") else n_i
-            rows.append(metric_row(name, k, 100 * s[k], 100 * (binomial_se(s[k], n) or 0.0) if n else None, n))
+        rows += benchmark_rows(name, io.read_json(d / f"ifeval_{name}_summary.json"))
+        if (d / f"ifbench_{name}_summary.json").is_file():  # runs from before IFBench, or with it off, have none
+            rows += benchmark_rows(name, io.read_json(d / f"ifbench_{name}_summary.json"), prefix="ifbench_")
         h = m.get("heldout", {}).get(name) or {}
         if h.get("mean_pass_rate") is not None:
             se = h.get("mean_pass_rate_se")
@@ -43,8 +42,4 @@ def collect(run_dir: Path) -> list[dict]:
         if r["split"] in SCORED:
             rows.append(metric_row(r["checkpoint"], SCORED[r["split"]], 100 * r["score_mean"], 100 * r["score_se"],
                                    r["score_n"]))
-        for prefix, name in (("delta", "delta"), ("init", "init_delta")):
-            if r.get(f"{prefix}_diff") is not None and r["split"] in DELTAS:
-                rows.append(metric_row(r["checkpoint"], f"{name}_{DELTAS[r['split']]}", 100 * r[f"{prefix}_diff"],
-                                       100 * r[f"{prefix}_se"], r[f"{prefix}_n"]))
-    return rows
+    return rows + paired_rows(m.get("paired") or [], DELTAS)

@@ -18,7 +18,7 @@ from typing import Literal
 from ..models.spec import ModelSpec
 from ..params import param
 from ..pipeline import StageParams
-from ..stage_fields import QUICKSTART_MODEL, SandboxFields, TrainFields, _check_trl  # noqa: F401  (shared groups)
+from ..stage_fields import BenchmarkFields, QUICKSTART_MODEL, SandboxFields, TrainFields, _check_trl  # noqa: F401  (shared groups)
 
 
 
@@ -273,8 +273,8 @@ class OnlineDPOParams(StageParams, TrainFields, SandboxFields):
 
 
 @dataclass(frozen=True)
-class EvaluateParams(StageParams, SandboxFields):
-    """11_evaluate: IFEval (four metrics, per type) and held-out verifier pass rate per checkpoint."""
+class EvaluateParams(StageParams, SandboxFields, BenchmarkFields):
+    """11_evaluate: IFEval (four metrics, per type), IFBench and held-out verifier pass rate per checkpoint."""
 
     base_model: str = param("embedded", "the untrained policy, compared with the trained checkpoints")
     checkpoints: list[str] = param(["base", "sft", "dpo", "online_dpo"], "which to compare; a missing stage is skipped with a note",

@@ -98,7 +98,11 @@ def _label(metric: str) -> str:
     names = {"prompt_strict": "IFEval Pr(S) %", "prompt_loose": "IFEval Pr(L) %", "inst_strict": "IFEval Ins(S) %",
              "inst_loose": "IFEval Ins(L) %", "heldout_pass_rate": "held-out pass rate %",
              "search_prompt_strict": "Pr(S) with tree search %", "judge_heldout_acc": "judging accuracy (held-out)",
-             "judge_ifeval_acc": "judging accuracy (IFEval)"}
+             "judge_ifeval_acc": "judging accuracy (IFEval)", "ifbench_prompt_strict": "IFBench Pr(S) %",
+             "ifbench_inst_strict": "IFBench Ins(S) %", "trained_pass_rate": "trained instr. pass rate %"}
+    for prefix, what in (("init_delta_", "vs init"), ("delta_", "vs base")):
+        if metric.startswith(prefix):
+            return f"Δ {names.get(metric[len(prefix):], metric[len(prefix):]).removesuffix(' %')} {what}, points"
     return names.get(metric, metric)
 
 
@@ -195,6 +199,44 @@ def method_comparison(df, metric: str, ax=None):
     return fig
 
 
+GENERALIZATION_IN = ("delta_prompt_strict", "delta_trained_pass_rate", "delta_heldout_pass_rate")
+GENERALIZATION_OOD = "delta_ifbench_prompt_strict"
+
+
+def generalization(df, in_metrics: Sequence[str] = GENERALIZATION_IN, ood_metric: str = GENERALIZATION_OOD,
+                   z: float = 1.96):
+    """Does a gain carry over to constraints unlike the training ones? One panel per in-distribution gain
+    (IFEval, held-out queries, held-out instructions: each checkpoint minus the base, paired), against the
+    out-of-distribution gain on IFBench, a point per variant x checkpoint with 95% intervals both ways
+    (``z`` x the standard error: paired per run, over seeds when there are several). On the diagonal the gain
+    transfers in full; on the horizontal zero line not at all."""
+    import matplotlib.pyplot as plt
+
+    ood = aggregate(_metric(df, ood_metric), ["variant", "pipeline", "checkpoint"])
+    panels = [m for m in in_metrics if m in set(df["metric"])]
+    if not panels:
+        raise ValueError(f"none of {list(in_metrics)} is in the table (it has: {sorted(set(df['metric']))})")
+    fig, axes = plt.subplots(1, len(panels), figsize=(min(DOUBLE_IN, 2.6 * len(panels)), 2.5), squeeze=False)
+    colors = {"autoif": "tab:blue", "spar": "tab:orange"}
+    for ax, m in zip(axes[0], panels):
+        ind = aggregate(_metric(df, m), ["variant", "pipeline", "checkpoint"])
+        both = ind.merge(ood, on=["variant", "pipeline", "checkpoint"], suffixes=("_in", "_ood"))
+        lo = min([0.0, *(both["mean_in"] - z * both["se_in"].fillna(0)), *(both["mean_ood"] - z * both["se_ood"].fillna(0))])
+        hi = max([0.0, *(both["mean_in"] + z * both["se_in"].fillna(0)), *(both["mean_ood"] + z * both["se_ood"].fillna(0))])
+        ax.plot([lo, hi], [lo, hi], ls="--", color="tab:gray", lw=0.7)
+        ax.axhline(0, color="black", lw=0.5)
+        ax.axvline(0, color="black", lw=0.5)
+        for r in both.itertuples():
+            ax.errorbar([r.mean_in], [r.mean_ood], xerr=[z * _err([r.se_in])[0]], yerr=[z * _err([r.se_ood])[0]],
+                        marker="o", ms=4, capsize=2, color=colors.get(r.pipeline, "tab:green"))
+            ax.annotate(f"{r.variant}: {r.checkpoint}" if both["variant"].nunique() > 1 else r.checkpoint,
+                        (r.mean_in, r.mean_ood), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel(f"in distribution: {_label(m)}")
+        ax.set_ylabel(f"out of distribution: {_label(ood_metric)}")
+    fig.tight_layout()
+    return fig
+
+
 def iteration_curves(df, metrics: Sequence[str]):
     """SPaR per iteration: a panel per metric, a line per variant, iteration 0 = the base model."""
     import matplotlib.pyplot as plt
@@ -247,8 +289,9 @@ def show(*figs) -> None:
 # ---------------------------------------------------------------------------
 
 # Metrics in percent even when small (a 0.0 % pass rate must not print as a fraction).
-_PERCENT = {"prompt_strict", "prompt_loose", "inst_strict", "inst_loose", "heldout_pass_rate",
-            *(f"search_{k}" for k in ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose"))}
+_PERCENT = {"prompt_strict", "prompt_loose", "inst_strict", "inst_loose", "heldout_pass_rate", "trained_pass_rate",
+            *(f"{p}{k}" for p in ("search_", "ifbench_") for k in ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose"))}
+_PERCENT |= {f"{p}{m}" for p in ("delta_", "init_delta_") for m in _PERCENT}
 
 
 def summary_table(df, metrics: Sequence[str] | None = None, decimals: int = 1) -> "pd.DataFrame":  # noqa: F821

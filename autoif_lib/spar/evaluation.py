@@ -1,4 +1,4 @@
-"""SPaR's evaluation, per iteration: the actor on IFEval with and without inference-time tree search, the
+"""SPaR's evaluation, per iteration: the actor on IFEval (and IFBench) with and without inference-time tree search, the
 refiner's judging accuracy against labels no model gives, and the pair similarity of refined vs sampled pairs.
 
 Labels for the refiner come from two places: IFEval responses of M0 labelled by Google's checkers (does the
@@ -80,15 +80,44 @@ def llm_judge(ctx, refiner: str, n: int | None = None, max_rounds: int | None = 
                        max_rounds or p.max_rounds, p.seed, p.judge_prefill, style=p.judge_style)
 
 
-def _ifeval(ctx, actor: str, examples: Sequence[dict]) -> tuple[list[str], dict, list[dict]]:
-    from .. import ifeval
-    from ..evaluation import ifeval_requests
+def make_refiner(ctx, refiner: str) -> roles.Refiner:
+    p = ctx.p
+    return roles.Refiner(ctx.generator(dataclasses.replace(p.generation, model=refiner)), p.refine_temperature,
+                         p.refine_max_new_tokens, p.seed, p.refine_prefill, p.refine_retries)
 
-    gen = ctx.generator(dataclasses.replace(ctx.p.generation, model=actor))
-    sp = SamplingParams(temperature=0.0, max_new_tokens=ctx.p.max_new_tokens, seed=ctx.p.seed)
-    outs = [o[0] for o in gen.generate(ifeval_requests(examples), sp, desc="IFEval")]
-    per_prompt, summary = ifeval.score_responses(examples, outs)
-    return outs, summary, per_prompt
+
+def refiner_tables(ctx, models: dict[int, dict], runner) -> dict[int, dict]:
+    """The paper's refiner tables per iteration t: R_t's judging on LLMBar turned pointwise (Table 2) and its
+    refinement accuracy (Table 3) on held-out tasks built once from M0's failing answers, so every R_t refines
+    the same ones; graded by the prompts' verifiers (``runner``: the sandbox) and by R_t's own vote.
+    Returns {t: {"columns": row columns, "llmbar": ..., "refinement": ..., "records": [...]}} and, under
+    key ``"tasks"``, how the tasks were drawn."""
+    from . import refiner_eval
+
+    p = ctx.p
+    out: dict = {}
+    llmbar = (refiner_eval.load_llmbar(None if p.llmbar_source == "sample" else p.llmbar_source)
+              if p.llmbar_source else [])
+    tasks: list[dict] = []
+    if p.refine_eval_tasks:
+        actor0 = ctx.generator(dataclasses.replace(p.generation, model=models[0]["actor"]))
+        tasks, out["tasks"] = refiner_eval.build_refinement_tasks(
+            actor0, ctx.read_jsonl("00_prompts", "heldout_prompts.jsonl"), runner, n=p.refine_eval_tasks,
+            k=p.refine_eval_samples, seed=p.seed, max_new_tokens=p.max_new_tokens)
+        del actor0
+    for t, m in models.items():
+        res: dict = {"columns": {}}
+        if llmbar:
+            res["llmbar"] = refiner_eval.llmbar_judging(llm_judge(ctx, m["refiner"]), llmbar,
+                                                        single_judge=llm_judge(ctx, m["refiner"], n=1, max_rounds=1))
+            res["columns"].update(refiner_eval.row_columns(llmbar=res["llmbar"]["majority"]))
+        if tasks:
+            ref = refiner_eval.run_refinement_eval(tasks, make_refiner(ctx, m["refiner"]), llm_judge(ctx, m["refiner"]),
+                                                   runner)
+            res["refinement"], res["records"] = ref["metrics"], ref["records"]
+            res["columns"].update(refiner_eval.row_columns(refinement=ref["metrics"]))
+        out[t] = res
+    return out
 
 
 def with_tree_search(ctx, refiner: str, examples: Sequence[dict], outs: Sequence[str]) -> tuple[list[str], dict]:
@@ -96,8 +125,7 @@ def with_tree_search(ctx, refiner: str, examples: Sequence[dict], outs: Sequence
     search's final node answers instead. Returns the new answers and the extra model calls."""
     p = ctx.p
     judge = llm_judge(ctx, refiner)
-    refiner_fn = roles.Refiner(ctx.generator(dataclasses.replace(p.generation, model=refiner)), p.refine_temperature,
-                               p.refine_max_new_tokens, p.seed, p.refine_prefill, p.refine_retries)
+    refiner_fn = make_refiner(ctx, refiner)
     judged = judge.judge_many([(ex["prompt"], o) for ex, o in zip(examples, outs)])
     roots = [{"prompt": ex["prompt"], "response": o, "critique": j["critique"], "value": j["value"] or 0.0, "i": i}
              for i, (ex, o, j) in enumerate(zip(examples, outs, judged)) if j["label"] is False]
@@ -118,38 +146,73 @@ def with_tree_search(ctx, refiner: str, examples: Sequence[dict], outs: Sequence
     return new, calls
 
 
-def evaluate_all(ctx, models: dict[int, dict], examples: Sequence[dict], labelled: dict) -> tuple[list[dict], dict]:
+def evaluate_all(ctx, models: dict[int, dict], examples: Sequence[dict], labelled: dict,
+                 ifbench_examples: Sequence[dict] = (), refiner: dict | None = None) -> tuple[list[dict], dict]:
+    """Per iteration t: M_t on IFEval (and IFBench when given), with and without tree search; R_t's judging.
+    ``details["paired"]``: each M_t against M0 and against the actor it was trained from, item by item on the
+    same prompts (IFEval, IFBench), as AutoIF's stage 11 compares its checkpoints; an iteration whose actor did
+    not change is not a checkpoint of its own there. ``refiner``: ``refiner_tables``' result, merged into the
+    rows (``llmbar_*``, ``refine_*`` columns) and details."""
     from .. import ifeval
+    from ..evaluation import paired_stats, score_benchmarks
+    from .results import checkpoint_name
 
-    rows, details = [], {}
+    rows, details, items, inits, seen = [], {}, {}, {}, []
     labelled = dict(labelled)
+    benchmarks = {"ifeval": examples, "ifbench": list(ifbench_examples)}
+    sp = SamplingParams(temperature=0.0, max_new_tokens=ctx.p.max_new_tokens, seed=ctx.p.seed)
     for t, m in models.items():
-        outs, summary, per_prompt = _ifeval(ctx, m["actor"], examples)
-        ctx.write_jsonl(f"ifeval_t{t}.jsonl", per_prompt)
+        gen = ctx.generator(dataclasses.replace(ctx.p.generation, model=m["actor"]))
+        summaries, scores, per = score_benchmarks(ctx, gen, f"t{t}", benchmarks, sp)
+        del gen
+        summary, per_prompt = summaries["ifeval"], per["ifeval"]
+        outs = [r["response"] for r in per_prompt]  # the answers as scored (<think> stripped)
+        # M_t is M_{t-1} when its actor step did not train (no pairs): not a checkpoint of its own
+        if t == 0 or ctx.upstream_metrics(stage_name(t, "actor")).get("trained", True):
+            name = checkpoint_name(t)
+            items[name] = scores
+            if seen:
+                inits[name] = seen[-1]
+            seen.append(name)
         if t == 0:  # M0's IFEval answers, labelled by Google's checkers, test every refiner's judging
-            items = [{"prompt": ex["prompt"], "response": o, "label": bool(pp["follow_all_strict"]),
-                      "family": ex["instruction_id_list"][0].split(":")[0]}
-                     for ex, o, pp in zip(examples, outs, per_prompt)]
-            labelled["ifeval"] = items[: ctx.p.judge_eval_items or None]
+            items0 = [{"prompt": ex["prompt"], "response": o, "label": bool(pp["follow_all_strict"]),
+                       "family": ex["instruction_id_list"][0].split(":")[0]}
+                      for ex, o, pp in zip(examples, outs, per_prompt)]
+            labelled["ifeval"] = items0[: ctx.p.judge_eval_items or None]
         # full precision here (the results table and its standard errors read these); table() rounds for display
         row = {"iteration": t, "actor": m["actor"], "refiner": m["refiner"], "n_prompts": summary["n_prompts"],
                "n_instructions": sum(len(ex["instruction_id_list"]) for ex in examples),
                **{k: 100 * summary[k] for k in ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")},
                "prompt_strict_se": 100 * math.sqrt(summary["prompt_strict"] * (1 - summary["prompt_strict"])
                                                    / max(1, summary["n_prompts"]))}
+        if "ifbench" in summaries:
+            b = summaries["ifbench"]
+            row.update({f"ifbench_{k}": 100 * b[k] for k in ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")})
+            row.update(ifbench_n_prompts=b["n_prompts"], ifbench_n_not_scored=b["n_not_scored"],
+                       ifbench_n_instructions=sum(v["n"] for v in b["per_instruction"].values()))
         if ctx.p.tree_search:
             new, calls = with_tree_search(ctx, m["refiner"], examples, outs)
             _, s2 = ifeval.score_responses(examples, new)
             row.update({f"search_{k}": 100 * s2[k] for k in ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")})
             row["search_extra_calls_per_prompt"] = calls["extra_model_calls_per_prompt"]
             details[f"t{t}_search_calls"] = calls
-        for source, items in labelled.items():
-            acc = judging_accuracy(ctx, m["refiner"], items)
+        tab = (refiner or {}).get(t) or {}
+        row.update(tab.get("columns", {}))
+        for key in ("llmbar", "refinement"):
+            if key in tab:
+                details[f"t{t}_{key}"] = tab[key]
+        if tab.get("records"):
+            ctx.write_jsonl(f"refinement_t{t}.jsonl", tab["records"])
+        for source, its in labelled.items():
+            acc = judging_accuracy(ctx, m["refiner"], its)
             row[f"judge_{source}_acc"] = acc["majority"]["acc"]
             row[f"judge_{source}_f1"] = acc["majority"]["f1"]
             row[f"judge_{source}_single_acc"] = acc["single"]["acc"]
             details[f"t{t}_judge_{source}"] = acc
         rows.append(row)
+    details["paired"] = paired_stats(items, base=checkpoint_name(0), inits=inits)
+    if refiner and "tasks" in refiner:
+        details["refinement_tasks"] = refiner["tasks"]
     return rows, details
 
 

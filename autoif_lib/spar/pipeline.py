@@ -53,7 +53,7 @@ PIPELINE = register(Pipeline(
         Stage("01_init", S.InitParams, ("00_prompts",), ("models.json",), doc="M0 and R0: base, or SFT on supervisor data"),
         *_iteration(1), *_iteration(2), *_iteration(3),
         Stage("20_evaluate", S.EvaluateParams,
-              ("00_prompts", "01_init", *(stage_name(t, s) for t in (1, 2, 3) for s in ("data", "refiner"))),
+              ("00_prompts", "01_init", *(stage_name(t, s) for t in (1, 2, 3) for s in ("data", "actor", "refiner"))),
               ("comparison.json",),
               doc="IFEval per iteration with and without inference-time search; the refiner's judging accuracy"),
     ),

@@ -5,7 +5,10 @@ AutoIF lists no untrained checkpoint under a trained name; its refiner's rows (s
 
 Checkpoint names: ``base`` for M0 (the same model AutoIF calls ``base`` when both start from it) and
 ``spar_t<t>`` after iteration t; the ``iteration`` column carries t. Percent units for IFEval; judging
-accuracy as a fraction, as stage 20 reports it.
+accuracy (``judge_*``, ``llmbar_*``) and refinement accuracy (``refine_*``) as fractions, as stage 20
+reports them. ``ifbench_*``: the same four metrics on IFBench.
+``delta_*`` / ``init_delta_*``: stage 20's paired differences of M_t from M0 and from the actor it was trained
+from, on the same IFEval and IFBench prompts, in points with the paired standard error.
 """
 
 from __future__ import annotations
@@ -13,14 +16,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import io
-from ..results import binomial_se, metric_row, stage_dir
+from ..results import binomial_se, metric_row, paired_rows, stage_dir
 
 EVAL_STAGE = "20_evaluate"
 IFEVAL = ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")
+IFBENCH = tuple(f"ifbench_{k}" for k in IFEVAL)
+DELTAS = {"ifeval": "prompt_strict", "ifbench": "ifbench_prompt_strict"}
 SEARCH = tuple(f"search_{k}" for k in IFEVAL) + ("search_extra_calls_per_prompt",)
 JUDGE = ("judge_ifeval_acc", "judge_ifeval_f1", "judge_ifeval_single_acc",
          "judge_heldout_acc", "judge_heldout_f1", "judge_heldout_single_acc")
-METRICS = IFEVAL + SEARCH + JUDGE
+# the refiner's tables: judging on LLMBar (Table 2, fractions) and refinement accuracy (Table 3, fractions)
+LLMBAR = tuple(f"llmbar_{g}_{m}" for g in ("natural", "adversarial", "overall") for m in ("acc", "f1"))
+REFINE = ("refine_acc_verifier", "refine_acc_self")
+METRICS = IFEVAL + IFBENCH + SEARCH + JUDGE + LLMBAR + REFINE + tuple(f"{p}_{m}" for p in ("delta", "init_delta") for m in DELTAS.values())
 
 
 def checkpoint_name(t: int) -> str:
@@ -44,17 +52,19 @@ def collect(run_dir: Path) -> list[dict]:
     for r in m["rows"]:
         t = int(r["iteration"])
         ck = checkpoint_name(t)
-        n_p = r["n_prompts"]
         same_actor = t > 0 and not actor_trained(run_dir, t)
         for k in METRICS:
-            if r.get(k) is None or (same_actor and k in IFEVAL):
+            if r.get(k) is None or (same_actor and k in IFEVAL + IFBENCH):
                 continue
             v = float(r[k])
             se, n = None, None
-            if k.removeprefix("search_") in ("prompt_strict", "prompt_loose"):
-                se, n = 100 * (binomial_se(v / 100, n_p) or 0.0), n_p
-            elif k.removeprefix("search_") in ("inst_strict", "inst_loose") and r.get("n_instructions"):
-                n = r["n_instructions"]
+            bench = "ifbench_" if k.startswith("ifbench_") else ""
+            base_k = k.removeprefix("search_").removeprefix("ifbench_")
+            if base_k in ("prompt_strict", "prompt_loose"):
+                n = r[f"{bench}n_prompts"]
+                se = 100 * (binomial_se(v / 100, n) or 0.0)
+            elif base_k in ("inst_strict", "inst_loose") and r.get(f"{bench}n_instructions"):
+                n = r[f"{bench}n_instructions"]
                 se = 100 * (binomial_se(v / 100, n) or 0.0)
             elif k.startswith("judge_") and k.endswith("_acc"):
                 source = k.split("_")[1]
@@ -62,5 +72,11 @@ def collect(run_dir: Path) -> list[dict]:
                 part = acc.get("single" if "single" in k else "majority") or {}
                 n = part.get("n")
                 se = binomial_se(v, n) if n else None
+            elif k in LLMBAR and k.endswith("_acc"):
+                part = ((m.get("details") or {}).get(f"t{t}_llmbar") or {}).get("majority", {}).get(k.split("_")[1], {})
+                se, n = part.get("acc_se"), part.get("n")
+            elif k in REFINE:
+                se, n = r.get(f"{k}_se"), r.get("refine_n")
             rows.append(metric_row(ck, k, v, se, n, iteration=t))
-    return rows
+    its = {checkpoint_name(int(r["iteration"])): int(r["iteration"]) for r in m["rows"]}
+    return rows + paired_rows((m.get("details") or {}).get("paired") or [], DELTAS, its)

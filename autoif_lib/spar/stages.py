@@ -14,7 +14,7 @@ from typing import Literal
 from ..models.spec import ModelSpec
 from ..params import param
 from ..pipeline import StageParams
-from ..stage_fields import QUICKSTART_MODEL, SandboxFields, TrainFields, _check_trl
+from ..stage_fields import BenchmarkFields, QUICKSTART_MODEL, SandboxFields, TrainFields, _check_trl
 
 
 @dataclass(frozen=True)
@@ -198,9 +198,10 @@ class RefinerParams(StageParams, IterationFields, TrainFields):
 
 
 @dataclass(frozen=True)
-class EvaluateParams(StageParams, JudgeFields, SearchFields):
-    """20_evaluate: per iteration, IFEval for the actor with and without inference-time tree search, and the
-    refiner's judging accuracy against labels no model gives."""
+class EvaluateParams(StageParams, JudgeFields, SearchFields, BenchmarkFields):
+    """20_evaluate: per iteration, IFEval and IFBench for the actor with and without inference-time tree search,
+    paired tests between actors, the refiner's judging accuracy against labels no model gives (our labelled sets
+    and LLMBar, Table 2) and its refinement accuracy on held-out tasks (Table 3)."""
 
     iterations: int = param(3, "iterations the run went through", min=1, max=3)
     ifeval_source: str = param("builtin", "builtin (the canonical 541 prompts, offline), a JSONL path, or google/IFEval (hub)")
@@ -208,3 +209,10 @@ class EvaluateParams(StageParams, JudgeFields, SearchFields):
     max_new_tokens: int = param(1280, "tokens per IFEval response (greedy)", min=8)
     tree_search: bool = param(True, "also evaluate with inference-time tree search (the paper's '+ tree search' row)")
     judge_eval_items: int = param(200, "labelled responses per source for the refiner's judging accuracy", min=0)
+    llmbar_source: str = param("sample", "LLMBar for the refiner's judging (paper Table 2, pointwise): a folder with the "
+                                         "published Dataset/LLMBar layout (or a checkout of princeton-nlp/LLMBar); "
+                                         "'sample': the in-house sample, a code-path check, not Table 2; '': off")
+    refine_eval_tasks: int = param(200, "held-out refinement tasks (a 00_prompts held-out prompt with verifiers and an "
+                                        "M0 answer that fails them) each refiner refines once (paper Table 3: 200); 0: off",
+                                   min=0)
+    refine_eval_samples: int = param(5, "M0 answers per held-out prompt, from which a failing one is drawn", min=1)
