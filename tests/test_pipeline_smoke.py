@@ -103,6 +103,46 @@ def test_ifbench_is_scored_for_every_checkpoint_and_reaches_the_results(smoke_ru
     assert paired[("base", "ifbench")]["score_n"] == len(scorable)
 
 
+def test_followbench_sample_is_scored_per_checkpoint_with_levels_and_a_paired_split(smoke_run):
+    from autoif_lib import followbench
+    from autoif_lib.autoif import results
+
+    run = smoke_run["run"]
+    m11 = io.read_json(run / "11_evaluate" / "metrics.json")
+    fb = followbench.load_followbench("sample", subset=3, seed=0)  # smoke: followbench_subset 3, seed 0
+    asked = [ex for ex in fb if ex["level"] >= 1]
+    rows = results.collect(run)
+    for name in m11["checkpoints"]:
+        per = io.read_jsonl(run / "11_evaluate" / f"followbench_{name}.jsonl")
+        # every level >= 1 item answered and scored: by a rule or by the judge (unreadable verdicts fail closed)
+        assert [r["id"] for r in per] == [ex["id"] for ex in asked]
+        assert all(r["scored"] and r["method"] in ("rule", "llm", "unparsed") for r in per)
+        s = io.read_json(run / "11_evaluate" / f"followbench_{name}_summary.json")
+        assert s["ssr_avg"] == pytest.approx(sum(lv["ssr"] for lv in s["per_level"]) / len(s["per_level"]))
+        got = {r["metric"]: r["value"] for r in rows if r["checkpoint"] == name}
+        assert got["followbench_ssr"] == pytest.approx(100 * s["ssr_avg"])
+        assert {f"followbench_ssr_l{lv['level']}" for lv in s["per_level"]} <= set(got)
+    paired = {(r["checkpoint"], r["split"]): r for r in m11["paired"]}
+    assert paired[("base", "followbench")]["score_n"] == len(asked)
+
+
+def test_general_abilities_through_lm_eval_with_deltas_from_the_base(smoke_run):
+    from autoif_lib.autoif import results
+
+    run = smoke_run["run"]
+    m11 = io.read_json(run / "11_evaluate" / "metrics.json")
+    rows = results.collect(run)
+    got = {(r["checkpoint"], r["metric"]): r for r in rows}
+    res = {n: io.read_json(run / "11_evaluate" / f"general_{n}.json") for n in m11["checkpoints"]}
+    for name, r in res.items():  # smoke: the packaged task, 6 items
+        assert r["autoif_tiny_qa"]["n"] == 6 and r["_config"]["limit"] == 6
+        assert got[(name, "general_autoif_tiny_qa_acc")]["value"] == pytest.approx(100 * r["autoif_tiny_qa"]["metrics"]["acc"])
+    for name in m11["checkpoints"][1:]:  # each trained checkpoint minus the base, on the same 6 items
+        d = got[(name, "delta_general_autoif_tiny_qa_acc")]["value"]
+        assert d == pytest.approx(100 * (res[name]["autoif_tiny_qa"]["metrics"]["acc"] - res["base"]["autoif_tiny_qa"]["metrics"]["acc"]))
+    assert ("base", "delta_general_autoif_tiny_qa_acc") not in got
+
+
 def test_probe_heldout_queries_and_paired_evaluation(smoke_run):
     run = smoke_run["run"]
     d5 = run / "05_responses"

@@ -78,7 +78,10 @@ def test_ifbench_rows_and_paired_tests_per_iteration(spar_run):
     # M1 is a checkpoint of its own only when its actor step trained; then it is tested against M0
     assert (("spar_t1", "ifbench") in paired) == trained
     got = {(r["checkpoint"], r["metric"]) for r in results.collect(run)}
-    assert ("base", "ifbench_prompt_strict") in got
+    assert ("base", "ifbench_prompt_strict") in got and ("base", "followbench_ssr") in got
+    assert ("base", "followbench") in paired  # smoke: followbench_source sample
+    assert ("base", "general_autoif_tiny_qa_acc") in got  # smoke: lm-eval on the packaged task
+    assert (("spar_t1", "delta_general_autoif_tiny_qa_acc") in got) == trained
     assert (("spar_t1", "delta_ifbench_prompt_strict") in got) == trained
 
 

@@ -147,23 +147,29 @@ def with_tree_search(ctx, refiner: str, examples: Sequence[dict], outs: Sequence
 
 
 def evaluate_all(ctx, models: dict[int, dict], examples: Sequence[dict], labelled: dict,
-                 ifbench_examples: Sequence[dict] = (), refiner: dict | None = None) -> tuple[list[dict], dict]:
-    """Per iteration t: M_t on IFEval (and IFBench when given), with and without tree search; R_t's judging.
+                 ifbench_examples: Sequence[dict] = (), refiner: dict | None = None,
+                 followbench_examples: Sequence[dict] = ()) -> tuple[list[dict], dict]:
+    """Per iteration t: M_t on IFEval (and IFBench, FollowBench when given), with and without tree search; R_t's judging.
     ``details["paired"]``: each M_t against M0 and against the actor it was trained from, item by item on the
     same prompts (IFEval, IFBench), as AutoIF's stage 11 compares its checkpoints; an iteration whose actor did
     not change is not a checkpoint of its own there. ``refiner``: ``refiner_tables``' result, merged into the
     rows (``llmbar_*``, ``refine_*`` columns) and details."""
     from .. import ifeval
-    from ..evaluation import paired_stats, score_benchmarks
+    from ..evaluation import general_abilities, paired_stats, score_benchmarks, score_followbench
     from .results import checkpoint_name
 
     rows, details, items, inits, seen = [], {}, {}, {}, []
+    clusters: dict[str, dict] = {}
+    general: dict[str, dict] = {}
+    fb_judge = ctx.generator(ctx.p.followbench_judge) if followbench_examples else None
     labelled = dict(labelled)
     benchmarks = {"ifeval": examples, "ifbench": list(ifbench_examples)}
     sp = SamplingParams(temperature=0.0, max_new_tokens=ctx.p.max_new_tokens, seed=ctx.p.seed)
     for t, m in models.items():
         gen = ctx.generator(dataclasses.replace(ctx.p.generation, model=m["actor"]))
         summaries, scores, per = score_benchmarks(ctx, gen, f"t{t}", benchmarks, sp)
+        fb, scores["followbench"], clusters["followbench"] = score_followbench(ctx, gen, f"t{t}", followbench_examples,
+                                                                               sp, fb_judge)
         del gen
         summary, per_prompt = summaries["ifeval"], per["ifeval"]
         outs = [r["response"] for r in per_prompt]  # the answers as scored (<think> stripped)
@@ -171,6 +177,7 @@ def evaluate_all(ctx, models: dict[int, dict], examples: Sequence[dict], labelle
         if t == 0 or ctx.upstream_metrics(stage_name(t, "actor")).get("trained", True):
             name = checkpoint_name(t)
             items[name] = scores
+            general[name] = general_abilities(ctx, name, m["actor"])
             if seen:
                 inits[name] = seen[-1]
             seen.append(name)
@@ -190,6 +197,8 @@ def evaluate_all(ctx, models: dict[int, dict], examples: Sequence[dict], labelle
             row.update({f"ifbench_{k}": 100 * b[k] for k in ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")})
             row.update(ifbench_n_prompts=b["n_prompts"], ifbench_n_not_scored=b["n_not_scored"],
                        ifbench_n_instructions=sum(v["n"] for v in b["per_instruction"].values()))
+        if fb.get("ssr_avg") is not None:
+            row.update(followbench_ssr=100 * fb["ssr_avg"], followbench_hsr=100 * fb["hsr_avg"], followbench_csl=fb["csl"])
         if ctx.p.tree_search:
             new, calls = with_tree_search(ctx, m["refiner"], examples, outs)
             _, s2 = ifeval.score_responses(examples, new)
@@ -210,10 +219,17 @@ def evaluate_all(ctx, models: dict[int, dict], examples: Sequence[dict], labelle
             row[f"judge_{source}_single_acc"] = acc["single"]["acc"]
             details[f"t{t}_judge_{source}"] = acc
         rows.append(row)
-    details["paired"] = paired_stats(items, base=checkpoint_name(0), inits=inits)
+    details["paired"] = paired_stats(items, clusters, base=checkpoint_name(0), inits=inits)
+    if any(general.values()):  # the results themselves are in general_<name>.json (per-item scores: large)
+        details["general"] = [n for n, g in general.items() if g]
     if refiner and "tasks" in refiner:
         details["refinement_tasks"] = refiner["tasks"]
     return rows, details
+
+
+def general_results(ctx, details: dict) -> dict[str, dict]:
+    """The lm-eval results ``evaluate_all`` wrote, per checkpoint (``general_<name>.json``)."""
+    return {n: io.read_json(ctx.path(f"general_{n}.json")) for n in details.get("general", [])}
 
 
 def table(rows: Sequence[dict]):

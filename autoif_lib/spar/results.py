@@ -16,19 +16,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import io
-from ..results import binomial_se, metric_row, paired_rows, stage_dir
+from ..results import binomial_se, followbench_rows, general_rows, metric_row, paired_rows, stage_dir
 
 EVAL_STAGE = "20_evaluate"
 IFEVAL = ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")
 IFBENCH = tuple(f"ifbench_{k}" for k in IFEVAL)
-DELTAS = {"ifeval": "prompt_strict", "ifbench": "ifbench_prompt_strict"}
+DELTAS = {"ifeval": "prompt_strict", "ifbench": "ifbench_prompt_strict", "followbench": "followbench_ssr"}
 SEARCH = tuple(f"search_{k}" for k in IFEVAL) + ("search_extra_calls_per_prompt",)
 JUDGE = ("judge_ifeval_acc", "judge_ifeval_f1", "judge_ifeval_single_acc",
          "judge_heldout_acc", "judge_heldout_f1", "judge_heldout_single_acc")
 # the refiner's tables: judging on LLMBar (Table 2, fractions) and refinement accuracy (Table 3, fractions)
 LLMBAR = tuple(f"llmbar_{g}_{m}" for g in ("natural", "adversarial", "overall") for m in ("acc", "f1"))
 REFINE = ("refine_acc_verifier", "refine_acc_self")
-METRICS = IFEVAL + IFBENCH + SEARCH + JUDGE + LLMBAR + REFINE + tuple(f"{p}_{m}" for p in ("delta", "init_delta") for m in DELTAS.values())
+# read from each per-iteration row; FollowBench's come from its summary files (results.followbench_rows)
+ROW_METRICS = IFEVAL + IFBENCH + SEARCH + JUDGE + LLMBAR + REFINE
+FOLLOWBENCH = ("followbench_ssr", "followbench_hsr", "followbench_csl") + tuple(f"followbench_ssr_l{k}" for k in range(1, 6))
+METRICS = ROW_METRICS + FOLLOWBENCH + tuple(f"{p}_{m}" for p in ("delta", "init_delta") for m in DELTAS.values())
 
 
 def checkpoint_name(t: int) -> str:
@@ -53,7 +56,7 @@ def collect(run_dir: Path) -> list[dict]:
         t = int(r["iteration"])
         ck = checkpoint_name(t)
         same_actor = t > 0 and not actor_trained(run_dir, t)
-        for k in METRICS:
+        for k in ROW_METRICS:
             if r.get(k) is None or (same_actor and k in IFEVAL + IFBENCH):
                 continue
             v = float(r[k])
@@ -78,5 +81,8 @@ def collect(run_dir: Path) -> list[dict]:
             elif k in REFINE:
                 se, n = r.get(f"{k}_se"), r.get("refine_n")
             rows.append(metric_row(ck, k, v, se, n, iteration=t))
+        if not same_actor and (d / f"followbench_t{t}_summary.json").is_file():
+            rows += followbench_rows(ck, io.read_json(d / f"followbench_t{t}_summary.json"), t)
     its = {checkpoint_name(int(r["iteration"])): int(r["iteration"]) for r in m["rows"]}
-    return rows + paired_rows((m.get("details") or {}).get("paired") or [], DELTAS, its)
+    general = {n: io.read_json(d / f"general_{n}.json") for n in (m.get("details") or {}).get("general") or []}
+    return rows + paired_rows((m.get("details") or {}).get("paired") or [], DELTAS, its) + general_rows(general, "base", its)
