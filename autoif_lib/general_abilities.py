@@ -102,14 +102,23 @@ def run(model_path: str, tasks: list[str], backend: str = "hf", include_path: st
                          "them (lm-eval's confirm_run_unsafe_code), on a machine you can afford to lose")
 
     import lm_eval
+    from transformers.utils import logging as hf_logging
 
-    out = lm_eval.simple_evaluate(
-        model=backend, model_args=model_args, tasks=tasks, num_fewshot=num_fewshot, batch_size=batch_size,
-        # lm-eval's vLLM wrapper ignores `device` with a warning; vLLM chooses its platform itself
-        device=device if backend == "hf" else None,
-        limit=limit, bootstrap_iters=BOOTSTRAP_ITERS, log_samples=True, apply_chat_template=apply_chat_template,
-        task_manager=tm, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
-        fewshot_random_seed=seed, confirm_run_unsafe_code=allow_unsafe_code)
+    # transformers' one-time tokenizer notices (e.g. "Ignoring clean_up_tokenization_spaces" when lm-eval
+    # decodes) land in the middle of lm-eval's progress bars, and a saved notebook then shows the bar cut off
+    # at 0%; they say nothing about the scores
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        out = lm_eval.simple_evaluate(
+            model=backend, model_args=model_args, tasks=tasks, num_fewshot=num_fewshot, batch_size=batch_size,
+            # lm-eval's vLLM wrapper ignores `device` with a warning; vLLM chooses its platform itself
+            device=device if backend == "hf" else None,
+            limit=limit, bootstrap_iters=BOOTSTRAP_ITERS, log_samples=True, apply_chat_template=apply_chat_template,
+            task_manager=tm, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
+            fewshot_random_seed=seed, confirm_run_unsafe_code=allow_unsafe_code)
+    finally:
+        hf_logging.set_verbosity(verbosity)
     config = {"model_path": path, "backend": backend, "tasks": tasks, "include_path": include_path,
               "limit": limit, "num_fewshot": num_fewshot, "batch_size": batch_size,
               "device": device if backend == "hf" else None, "dtype": dtype, "seed": seed,

@@ -137,7 +137,9 @@ def test_general_abilities_through_lm_eval_with_deltas_from_the_base(smoke_run):
     for name, r in res.items():  # smoke: the packaged task, 6 items
         assert r["autoif_tiny_qa"]["n"] == 6 and r["_config"]["limit"] == 6
         assert got[(name, "general_autoif_tiny_qa_acc")]["value"] == pytest.approx(100 * r["autoif_tiny_qa"]["metrics"]["acc"])
-    for name in m11["checkpoints"][1:]:  # each trained checkpoint minus the base, on the same 6 items
+    # each trained checkpoint minus the base, on the same 6 items (the smoke's online DPO trains only when its
+    # samples happen to separate; the rule itself is test_general_abilities' delta test)
+    for name in list(m11["checkpoints"])[1:]:
         d = got[(name, "delta_general_autoif_tiny_qa_acc")]["value"]
         assert d == pytest.approx(100 * (res[name]["autoif_tiny_qa"]["metrics"]["acc"] - res["base"]["autoif_tiny_qa"]["metrics"]["acc"]))
     assert ("base", "delta_general_autoif_tiny_qa_acc") not in got
