@@ -10,7 +10,7 @@ Two measures between the *prompts* a run trains on and the evaluation's prompts 
   candidates listed are the ones to read (or to hand to an LLM judge).
 
 Tokens: lowercase runs of letters and digits, so punctuation and spacing differences do not hide a copy.
-Which files of a run hold training prompts is each method's business (``TRAINING_FILES``).
+Which files of a run hold training prompts is each method's business (its declaration's ``training_files``).
 """
 
 from __future__ import annotations
@@ -20,17 +20,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from . import io
+from . import io, methods
 
 _WORD = re.compile(r"[a-z0-9]+")
-
-# Stage products that hold what a run trains on, per pipeline (stage prefix matching SPaR's t<k>_ stages).
-TRAINING_FILES: Mapping[str, Sequence[tuple[str, str]]] = {
-    "autoif": (("07_export", "sft_messages.jsonl"), ("07_export", "dpo_trl.jsonl"),
-               ("07_export", "online_prompts.jsonl")),
-    "spar": (("00_prompts", "prompts.jsonl"), ("_data", "pairs.jsonl"), ("_data", "rft.jsonl")),
-}
-
 
 def words(text: str) -> list[str]:
     return _WORD.findall(str(text).lower())
@@ -101,7 +93,8 @@ def _prompts_of(rec: Mapping) -> list[str]:
 
 
 def training_prompts(run_dir: Path, pipeline: str | None = None) -> dict:
-    """Distinct training prompts of a finished run, read from its stage folders' ``TRAINING_FILES``.
+    """Distinct training prompts of a finished run, read from the stage files its method declares
+    (``methods.Method.training_files``).
 
     Returns {"prompts": [...], "files": {path: n_records}}; a missing run folder is an error, a stage the run
     switched off simply contributes nothing (and is not listed)."""
@@ -110,12 +103,13 @@ def training_prompts(run_dir: Path, pipeline: str | None = None) -> dict:
         raise FileNotFoundError(f"{run_dir}: no such run folder")
     if pipeline is None:
         recipe = io.read_json(run_dir / "recipe.json") if (run_dir / "recipe.json").exists() else {}
-        pipeline = recipe.get("pipeline") or ("spar" if (run_dir / "00_prompts").exists() else "autoif")
-    if pipeline not in TRAINING_FILES:
-        raise ValueError(f"pipeline {pipeline!r}: no training files known (known: {sorted(TRAINING_FILES)})")
+        pipeline = methods.of_run(run_dir, recipe.get("pipeline"))
+    declared = methods.get(pipeline).training_files
+    if not declared:
+        raise ValueError(f"pipeline {pipeline!r}: its method declares no training files")
     seen: dict[str, None] = {}
     files: dict[str, int] = {}
-    for stage, fname in TRAINING_FILES[pipeline]:
+    for stage, fname in declared:
         for d in sorted(p for p in run_dir.iterdir() if p.name == stage or (stage.startswith("_") and p.name.endswith(stage))):
             f = d / fname
             if not f.exists():
@@ -151,4 +145,4 @@ def similarity_profile(train: Sequence[str], test: Sequence[str], k: int = 3) ->
 
 
 __all__ = ["words", "ngrams", "ngram_overlap", "jaccard", "near_duplicates", "training_prompts", "report",
-           "ifeval_prompts", "similarity_profile", "TRAINING_FILES"]
+           "ifeval_prompts", "similarity_profile"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from . import scoring
+from .stats import binomial_se
 
 
 def ifeval_requests(examples: Sequence[dict]) -> list[list[dict]]:
@@ -121,11 +122,6 @@ def general_table(results: dict[str, dict], base: str = "base"):
     return pd.DataFrame(rows).round(4)
 
 
-def heldout_pass_rate(pairs: Sequence[dict], outs: Sequence[Sequence[str]], heldout: Sequence[dict], runner) -> dict:
-    """Mean verifier pass rate of one checkpoint's responses to the held-out instructions."""
-    return scoring.summarize([r["pass_rate"] for r in item_scores(pairs, outs, heldout, runner)])
-
-
 def comparison_table(summaries: dict[str, dict], heldout: dict[str, dict], ifbench: dict[str, dict] | None = None,
                      followbench: dict[str, dict] | None = None):
     """One row per checkpoint: the four IFEval metrics (in %), IFBench's prompt- and instruction-level strict
@@ -133,23 +129,20 @@ def comparison_table(summaries: dict[str, dict], heldout: dict[str, dict], ifben
     standard error of the mean for the pass rate)."""
     import pandas as pd
 
-    import math
-
     rows = []
     for name, s in summaries.items():
         h = heldout.get(name, {})
-        p, n = s["prompt_strict"], max(1, s["n_prompts"])
         rows.append({"checkpoint": name, "Pr(S)": 100 * s["prompt_strict"],
                      # binomial standard error: on a 16-prompt subset one prompt moves Pr by 6 points
-                     "Pr(S) s.e.": 100 * math.sqrt(p * (1 - p) / n), "Pr(L)": 100 * s["prompt_loose"],
+                     "Pr(S) s.e.": 100 * (binomial_se(s["prompt_strict"], s["n_prompts"]) or 0.0), "Pr(L)": 100 * s["prompt_loose"],
                      "Ins(S)": 100 * s["inst_strict"], "Ins(L)": 100 * s["inst_loose"],
                      "heldout pass rate": None if h.get("mean_pass_rate") is None else 100 * h["mean_pass_rate"],
                      "heldout s.e.": None if h.get("mean_pass_rate_se") is None else 100 * h["mean_pass_rate_se"],
                      "n prompts": s["n_prompts"], "n heldout": h.get("n", 0)})
         b = (ifbench or {}).get(name)
         if b:
-            q, m = b["prompt_strict"], max(1, b["n_prompts"])
-            rows[-1].update({"IFBench Pr(S)": 100 * q, "IFBench Pr(S) s.e.": 100 * math.sqrt(q * (1 - q) / m),
+            rows[-1].update({"IFBench Pr(S)": 100 * b["prompt_strict"],
+                             "IFBench Pr(S) s.e.": 100 * (binomial_se(b["prompt_strict"], b["n_prompts"]) or 0.0),
                              "IFBench Ins(S)": 100 * b["inst_strict"], "n IFBench": b["n_prompts"]})
         f = (followbench or {}).get(name)
         if f and f.get("ssr_avg") is not None:

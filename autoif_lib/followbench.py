@@ -67,6 +67,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .ifeval import strip_think_blocks
+from .stats import binomial_se
 
 HF_DATASET = "YuxinJiang/FollowBench"
 SAMPLE = "sample"  # load_followbench(SAMPLE): the in-house sample shipped with the package
@@ -735,7 +736,7 @@ def level_metrics(per_item: Iterable[dict]) -> dict:
         soft = [float(r["soft"]) for r in by_level[lv]]
         p = _mean(hard)
         per_level.append({"level": lv, "n": len(hard), "hsr": p,
-                          "hsr_se": math.sqrt(p * (1 - p) / len(hard)) if len(hard) > 1 else None,
+                          "hsr_se": binomial_se(p, len(hard)) if len(hard) > 1 else None,
                           "ssr": _mean(soft), "ssr_se": _se(soft)})
     fam_hard = [_mean([float(bool(r["hard"])) for r in rs]) for rs in by_family.values()]
     fam_soft = [_mean([float(r["soft"]) for r in rs]) for rs in by_family.values()]

@@ -7,7 +7,8 @@ JSON-serialisable dict, and :func:`deltas` compares checkpoints with the base mo
 
 Offline vs hub:
 
-* The benchmarks in :data:`PAPER_TASKS` are lm-eval's own task configs, whose data lives on the Hugging Face
+* The papers' benchmarks (their recipes' ``general_tasks``: ``ceval-valid``, ``mmlu``, ``gsm8k``,
+  ``triviaqa``, ``humaneval``) are lm-eval's own task configs, whose data lives on the Hugging Face
   hub (``cais/mmlu``, ``openai/gsm8k``, ``mandarjoshi/trivia_qa``, ``openai/openai_humaneval``,
   ``ceval/ceval-exam``). They need the network once, or a ``datasets`` cache already filled; with
   ``HF_DATASETS_OFFLINE=1`` and no cache they fail inside ``datasets``.
@@ -45,15 +46,11 @@ PACKAGED_TASKS_DIR = Path(__file__).resolve().parent / "data" / "lm_eval_tasks"
 LOCAL_PREFIX = "autoif_"  # names of the tasks in PACKAGED_TASKS_DIR; no lm-eval task uses it
 BACKENDS = ("hf", "vllm")
 
-# lm-eval 0.4.13 task (or group) names of each paper's general-ability benchmarks. C-Eval is lm-eval's
-# validation-split group (the test split's answers are not public); MMLU and C-Eval are groups whose score is
-# the item-weighted mean over their subjects. "humaneval" executes model code (see the module docstring).
-PAPER_TASKS: dict[str, list[str]] = {
-    "autoif": ["ceval-valid", "mmlu", "gsm8k", "humaneval"],
-    "spar": ["gsm8k", "triviaqa", "mmlu", "humaneval"],
-}
+# The papers' task names live in their recipes (``general_tasks``). C-Eval is lm-eval's validation-split group
+# ``ceval-valid`` (the test split's answers are not public); MMLU and C-Eval are groups whose score is the
+# item-weighted mean over their subjects. "humaneval" executes model code (see the module docstring).
 
-# Standard errors of mean-aggregated metrics (all of PAPER_TASKS) are closed-form and ignore this; it only
+# Standard errors of mean-aggregated metrics (all of the papers' tasks) are closed-form and ignore this; it only
 # sets the bootstrap draws for the few corpus-level metrics (BLEU, F1, ...), where lm-eval's default of
 # 100000 takes minutes on a CPU.
 BOOTSTRAP_ITERS = 1000

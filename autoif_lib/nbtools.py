@@ -14,7 +14,8 @@ import types
 import typing
 from pathlib import Path
 
-from .pipeline import KNOWN_PIPELINES, Pipeline, get_pipeline
+from . import methods
+from .pipeline import Pipeline, get_pipeline
 from .recipes import repo_root
 
 
@@ -41,11 +42,11 @@ def _recipe_values(pipe: Pipeline, stage: str) -> dict:
     return recipe.stage_params(stage)
 
 
-def render_parameters(stage: str, pipeline: str = "autoif") -> str:
-    pipe = get_pipeline(pipeline)
+def render_parameters(stage: str, pipeline: str | None = None) -> str:
+    pipe = get_pipeline(pipeline or methods.default_name())
     cls = pipe.stage(stage).params
     lines = ["# parameters: the whole interface of this stage. `autoif run` injects the recipe's values",
-             f"# below; opened by hand it runs on these values, the quickstart's. Schema: autoif_lib.{pipe.name}.stages."]
+             f"# below; opened by hand it runs on these values, the quickstart's. Schema: {cls.__module__}."]
     fields = dataclasses.fields(cls)
     hints = typing.get_type_hints(cls)
     defaults = {f.name: _default(f) for f in fields}
@@ -92,11 +93,11 @@ def _default(f):
     return f.default_factory()  # type: ignore[misc]
 
 
-def sync_notebook(path: Path, check: bool = False, pipeline: str = "autoif", stage: str | None = None) -> bool:
+def sync_notebook(path: Path, check: bool = False, pipeline: str | None = None, stage: str | None = None) -> bool:
     """Rewrite the parameters cell of one notebook; return True if it changed (or would)."""
     import nbformat
 
-    stage = stage or path.stem
+    stage, pipeline = stage or path.stem, pipeline or methods.default_name()
     if stage not in get_pipeline(pipeline).order:
         return False
     nb = nbformat.read(str(path), as_version=4)
@@ -128,7 +129,7 @@ def notebook_stages(pipe: Pipeline, root: Path | None = None) -> dict[Path, str]
 
 def sync_all(check: bool = False, root: Path | None = None) -> list[Path]:
     changed = []
-    for name in KNOWN_PIPELINES:
+    for name in methods.names():
         for p, stage in notebook_stages(get_pipeline(name), root).items():
             if sync_notebook(p, check=check, pipeline=name, stage=stage):
                 changed.append(p)
@@ -144,7 +145,7 @@ def notebook_has_outputs(path: Path) -> bool:
 
 
 def new_notebook(stage: str, title: str, purpose: str, cells: list[tuple[str, str]],
-                 pipeline: str = "autoif") -> "nbformat.NotebookNode":  # noqa: F821
+                 pipeline: str | None = None) -> "nbformat.NotebookNode":  # noqa: F821
     """Build a stage notebook: title + purpose, the parameters cell, then (kind, source) cells."""
     import nbformat
     from nbformat import v4

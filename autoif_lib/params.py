@@ -24,6 +24,13 @@ class ParamsError(ValueError):
     """A recipe or stage parameter is invalid. The message names file and key path."""
 
 
+def did_you_mean(name, choices) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to a mistyped ``name``, or ``""``: every
+    unknown-name error in the workbench ends this way."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def param(default: Any, help: str, **checks: Any) -> Any:
     """A dataclass field with help text and validation metadata (min, max, choices, path)."""
     meta = {"help": help, **checks}
@@ -149,9 +156,7 @@ def build(cls: type, data: Mapping[str, Any], where: str = "", base_dir: Path | 
     kwargs = {}
     for key, value in data.items():
         if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ParamsError(f"{prefix}{key}: unknown key{hint}; known keys: {', '.join(sorted(fields))}")
+            raise ParamsError(f"{prefix}{key}: unknown key{did_you_mean(key, fields)}; known keys: {', '.join(sorted(fields))}")
         f = fields[key]
         v = check_value(value, hints[key], f"{prefix}{key}", base_dir)
         _check_meta(v, f.metadata, f"{prefix}{key}", base_dir)

@@ -9,26 +9,27 @@ A stage is one notebook. It declares:
 
 Stage outputs are addressed by their inputs (``runs.stage_key``: own params plus the
 keys of the upstream outputs), so the declaration is also what decides which stages a
-change of params re-runs. Method packages (``autoif_lib.autoif``, ``autoif_lib.spar``)
-register a ``Pipeline`` in their ``pipeline`` module; nothing in the core imports them
-by name: ``get_pipeline("autoif")`` imports ``autoif_lib.autoif.pipeline`` on demand.
+change of params re-runs. Method packages register a ``Pipeline`` in the module their
+declaration names (``autoif_lib.methods``); nothing in the core imports them by name:
+``get_pipeline(name)`` imports that module on demand.
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .params import ParamsError, param
+from . import methods
+from .params import ParamsError, did_you_mean, param
 
 
 @dataclass(frozen=True)
 class StageParams:
     """Fields every stage has. ``params_file``/``run_dir`` are set by the runner."""
 
-    params_file: str = param("params/autoif/quickstart.yaml", "recipe this run belongs to (relative to the repo root)")
+    params_file: str = param("", "recipe this run belongs to (relative to the repo root; empty: the method's "
+                                 "default recipe)")
     run_dir: str = param("", "run folder, set by the runner; empty means derived from params_file")
     seed: int = param(0, "seeds python, numpy, torch and sampling")
 
@@ -82,9 +83,7 @@ class Pipeline:
         try:
             return self._by_name[name]
         except KeyError:
-            close = difflib.get_close_matches(str(name), self.order, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ParamsError(f"pipeline {self.name}: unknown stage {name!r}{hint}; known: {', '.join(self.order)}") from None
+            raise ParamsError(f"pipeline {self.name}: unknown stage {name!r}{did_you_mean(name, self.order)}; known: {', '.join(self.order)}") from None
 
     def params_classes(self) -> dict[str, type]:
         return {s.name: s.params for s in self.stages}
@@ -107,7 +106,6 @@ class Pipeline:
 
 
 _REGISTRY: dict[str, Pipeline] = {}
-KNOWN_PIPELINES = ("autoif", "spar")  # method packages shipped here; any autoif_lib.<name>.pipeline works
 
 
 def register(p: Pipeline) -> Pipeline:
@@ -116,16 +114,10 @@ def register(p: Pipeline) -> Pipeline:
 
 
 def get_pipeline(name: str) -> Pipeline:
-    """The registered pipeline ``name``, importing its method package on first use."""
+    """The registered pipeline ``name``, importing its method's pipeline module on first use
+    (``autoif_lib.methods``: the methods shipped here and any installed through entry points)."""
     if name not in _REGISTRY:
-        try:
-            importlib.import_module(f"autoif_lib.{name}.pipeline")
-        except ModuleNotFoundError as e:
-            if e.name and (e.name == f"autoif_lib.{name}" or e.name.startswith(f"autoif_lib.{name}.")):
-                close = difflib.get_close_matches(str(name), list(KNOWN_PIPELINES), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ParamsError(f"pipeline: unknown pipeline {name!r}{hint}; known: {', '.join(KNOWN_PIPELINES)}") from None
-            raise
+        importlib.import_module(methods.get(name).pipeline)
     if name not in _REGISTRY:
-        raise ParamsError(f"pipeline: autoif_lib.{name}.pipeline registers no pipeline named {name!r}")
+        raise ParamsError(f"pipeline: {methods.get(name).pipeline} registers no pipeline named {name!r}")
     return _REGISTRY[name]

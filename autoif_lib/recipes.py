@@ -29,7 +29,6 @@ everything upstream of it share that stage's output on disk.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +36,10 @@ from typing import Any, Mapping
 
 from . import io
 from .models.checks import check_stage
-from .params import ParamsError, build, check_value, field_default, resolve_path
+from .params import ParamsError, build, check_value, did_you_mean, field_default, resolve_path
+from . import methods
 from .pipeline import RUNNER_KEYS, Pipeline, get_pipeline
 
-DEFAULT_PIPELINE = "autoif"
 _TOP_KEYS = {"pipeline", "experiment", "seed", "outputs", "description", "common", "stages", "base"}
 
 
@@ -294,10 +293,8 @@ def load_recipe(path: str | os.PathLike, overrides: Mapping[str, Any] | None = N
     try:
         for key in data:
             if key not in _TOP_KEYS:
-                close = difflib.get_close_matches(str(key), sorted(_TOP_KEYS), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ParamsError(f"{key}: unknown top-level key{hint}")
-        pipeline_name = data.get("pipeline", DEFAULT_PIPELINE)
+                raise ParamsError(f"{key}: unknown top-level key{did_you_mean(key, sorted(_TOP_KEYS))}")
+        pipeline_name = data.get("pipeline") or methods.default_name()
         if not isinstance(pipeline_name, str):
             raise ParamsError(f"pipeline: expected a name, got {pipeline_name!r}")
         pipe = get_pipeline(pipeline_name)
@@ -316,16 +313,12 @@ def load_recipe(path: str | os.PathLike, overrides: Mapping[str, Any] | None = N
             raise ParamsError(f"stages: expected a mapping, got {type(stages_raw).__name__}")
         for name in stages_raw:
             if name not in STAGES:
-                close = difflib.get_close_matches(str(name), list(STAGES), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ParamsError(f"stages.{name}: unknown stage{hint}; known: {', '.join(STAGES)}")
+                raise ParamsError(f"stages.{name}: unknown stage{did_you_mean(name, STAGES)}; known: {', '.join(STAGES)}")
         # A common key must be declared by at least one stage, else it is a typo.
         declared = {f.name for cls in STAGES.values() for f in dataclasses.fields(cls)}
         for key in common:
             if key not in declared:
-                close = difflib.get_close_matches(str(key), sorted(declared), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ParamsError(f"common.{key}: no stage declares this key{hint}")
+                raise ParamsError(f"common.{key}: no stage declares this key{did_you_mean(key, sorted(declared))}")
         stages = {}
         notes: list[str] = []
         for name, cls in STAGES.items():

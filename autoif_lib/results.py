@@ -7,8 +7,9 @@ A sweep (``sweeps.py``) gathers these rows for every variant x seed into one fil
     df = pd.read_csv("outputs/sweeps/autoif_thresholds_cpu/results.csv")
     df.query("metric == 'prompt_strict'").groupby(["variant", "checkpoint"]).value.mean()
 
-What a run's evaluation means is its method's business: ``autoif_lib.<pipeline>.results``
-has ``collect(run_dir) -> list[row]`` with the keys of ``METRIC_KEYS``. Stage-level numbers
+What a run's evaluation means is its method's business: the results module its declaration names
+(``methods.Method.results``) has ``collect(run_dir) -> list[row]`` with the keys of ``METRIC_KEYS`` and
+``METRICS``, the metric names it can report. Stage-level numbers
 (``07_export.n_sft``) come from any stage's ``metrics.json`` by a dotted path.
 """
 
@@ -21,8 +22,9 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from . import io
+from . import io, methods
 from .params import ParamsError
+from .stats import binomial_se
 from .runs import MANIFEST, PLAN
 
 # What a method collector returns per row.
@@ -31,13 +33,6 @@ METRIC_KEYS = ("checkpoint", "iteration", "metric", "value", "se", "n")
 COLUMNS = ("sweep", "variant", "seed", "pipeline", "checkpoint", "iteration", "metric", "value", "se", "n",
            "factors", "run_id", "recipe_key", "base_recipe", "overrides", "git_commit", "stage_keys", "finished_at")
 JSON_COLUMNS = ("factors", "overrides", "stage_keys")
-
-
-def binomial_se(p: float, n: int) -> float | None:
-    """Standard error of a proportion (same unit as ``p``); None without samples."""
-    if not n:
-        return None
-    return math.sqrt(max(0.0, p * (1 - p)) / n)
 
 
 def metric_row(checkpoint: str, metric: str, value: Any, se: Any = None, n: Any = None,
@@ -130,12 +125,14 @@ def paired_rows(paired: Iterable[Mapping[str, Any]], deltas: Mapping[str, str],
 
 
 def collector(pipeline: str):
-    """The method's ``collect(run_dir)``: ``autoif_lib.<pipeline>.results``."""
+    """The method's results module (``collect(run_dir)``, ``METRICS``), as its declaration names it."""
+    name = methods.get(pipeline).results
     try:
-        mod = importlib.import_module(f"autoif_lib.{pipeline}.results")
+        return importlib.import_module(name)
     except ModuleNotFoundError as e:
-        raise ParamsError(f"pipeline {pipeline!r} has no results module (autoif_lib.{pipeline}.results)") from e
-    return mod
+        if e.name and name.startswith(e.name):
+            raise ParamsError(f"pipeline {pipeline!r}: its results module {name} does not exist") from e
+        raise
 
 
 def stage_dir(run_dir: Path, stage: str) -> Path:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import difflib
 import os
 import random
 import sys
@@ -33,9 +32,10 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from . import io
-from .params import ParamsError, build, resolve_path
+from .params import ParamsError, build, did_you_mean, resolve_path
 from .pipeline import RUNNER_KEYS, Pipeline, get_pipeline
-from .recipes import DEFAULT_PIPELINE, load_recipe, repo_root, stage_key
+from . import methods
+from .recipes import load_recipe, repo_root, stage_key
 
 MANIFEST = "manifest.json"
 FAILED = "failed.json"
@@ -62,7 +62,7 @@ def split_stage(qualified: str, namespace: Mapping[str, Any] | None = None) -> t
     A notebook several stages share names itself (``"spar/it_judge"``); the stage is the one whose
     pipeline-set values (``iteration``) match the parameters cell's."""
     name, _, stage = qualified.rpartition("/")
-    pipe = get_pipeline(name or DEFAULT_PIPELINE)
+    pipe = get_pipeline(name or methods.default_name())
     shared = [s for s in pipe.stages if s.notebook == stage]
     if shared:
         ns = namespace or {}
@@ -129,8 +129,7 @@ class StageContext:
     def upstream_dir(self, stage: str) -> Path:
         """The output folder of a declared upstream stage (complete, else a clear error)."""
         if stage not in self.spec.upstream:
-            close = difflib.get_close_matches(stage, list(self.spec.upstream), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(stage, self.spec.upstream)
             raise PermissionError(
                 f"{self.stage} may read only its declared upstreams ({', '.join(self.spec.upstream) or 'none'}), "
                 f"not {stage!r}{hint}: declare it in autoif_lib/{self.pipeline.name}/pipeline.py")
@@ -351,8 +350,7 @@ def stage_params_from(pipe: Pipeline, stage: str, namespace: Mapping[str, Any], 
     if unknown:
         msgs = []
         for n in unknown:
-            close = difflib.get_close_matches(n, names, n=1)
-            msgs.append(f"{n}: unknown parameter" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            msgs.append(f"{n}: unknown parameter{did_you_mean(n, names)}")
         raise ParamsError(f"{pipe.name}/{stage} parameters: {'; '.join(msgs)}; known: {', '.join(names)}")
     values = {k: namespace[k] for k in names if k in namespace}
     return build(cls, values, f"{stage} parameters", root)
@@ -371,14 +369,14 @@ def open_stage(qualified: str, namespace: Mapping[str, Any]) -> StageContext:
     if params.run_dir:
         run_dir = Path(params.run_dir)
         plan = io.read_json(run_dir / PLAN)
-        if plan.get("pipeline", DEFAULT_PIPELINE) != pipe.name:
+        if (plan.get("pipeline") or methods.default_name()) != pipe.name:
             raise ParamsError(f"{run_dir} is a {plan.get('pipeline')} run, not {pipe.name}")
         store = Path(plan["outputs"]) / "store" / pipe.name
         planned = {s: v["key"] for s, v in plan["stages"].items()}
     else:
-        recipe = load_recipe(resolve_path(params.params_file, root), root=root)
+        recipe = load_recipe(resolve_path(params.params_file or pipe.default_recipe, root), root=root)
         if recipe.pipeline_name != pipe.name:
-            raise ParamsError(f"{params.params_file} is a {recipe.pipeline_name} recipe, not {pipe.name}")
+            raise ParamsError(f"{params.params_file or pipe.default_recipe} is a {recipe.pipeline_name} recipe, not {pipe.name}")
         run_dir, store, planned = recipe.run_dir, recipe.store, recipe.stage_keys
     upstream = {u: planned[u] for u in pipe.stage(stage).upstream}
     key = stage_key(pipe.name, stage, params, upstream, root)

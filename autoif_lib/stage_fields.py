@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .models.spec import ModelSpec
-from .params import field_default, param
+from .params import did_you_mean, field_default, param
 
 # The embedded model, batched for CPU: the default model of every stage that generates.
 QUICKSTART_MODEL = ModelSpec(batch_size=16)
@@ -43,8 +43,8 @@ class BenchmarkFields:
     followbench_judge: ModelSpec = param(QUICKSTART_MODEL, "the LLM judge of FollowBench's non-rule constraints (the "
                                                            "benchmark uses GPT-4: backend openai)")
     followbench_judge_max_new_tokens: int = param(512, "tokens per FollowBench judgment (greedy)", min=4)
-    general_tasks: list[str] = param([], "general abilities through lm-evaluation-harness: lm-eval task names (the papers': "
-                                         "autoif_lib.general_abilities.PAPER_TASKS; their data is on the hub) or the "
+    general_tasks: list[str] = param([], "general abilities through lm-evaluation-harness: lm-eval task names (the papers' are "
+                                         "in their recipes; their data is on the hub) or the "
                                          "packaged offline autoif_tiny_qa; []: off")
     general_limit: int = param(0, "at most this many items per lm-eval task (0: all)", min=0)
     general_num_fewshot: int = param(-1, "few-shot examples (-1: each task's lm-eval default)", min=-1)
@@ -58,16 +58,12 @@ _LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all
 
 def _check_trl(obj, cls_name: str, key: str) -> None:
     """A TRL config dict: real field names, values of the fields' types (converted in place)."""
-    import difflib
-
     from .trl_fields import convert, unknown_keys
 
     kwargs = getattr(obj, key)
     bad, fields = unknown_keys(cls_name, kwargs)
     if bad:
-        close = difflib.get_close_matches(bad[0], sorted(fields or ()), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"{key}.{bad[0]}: not a field of trl {cls_name}{hint}")
+        raise ValueError(f"{key}.{bad[0]}: not a field of trl {cls_name}{did_you_mean(bad[0], sorted(fields or ()))}")
     for k in ("output_dir", "seed"):
         if k in kwargs:
             raise ValueError(f"{key}.{k}: set by the workbench (run folder, recipe seed)")

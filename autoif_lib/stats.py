@@ -33,6 +33,14 @@ def _binary(xs: Sequence[float]) -> bool:
     return all(x in (0, 1) for x in xs)
 
 
+def binomial_se(p: float, n: int) -> float | None:
+    """Standard error of a proportion ``p`` of ``n`` items, sqrt(p(1-p)/n), in the unit of ``p``; None
+    without items."""
+    if not n:
+        return None
+    return math.sqrt(max(0.0, p * (1 - p)) / n)
+
+
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval of k successes in n trials."""
     if n <= 0:

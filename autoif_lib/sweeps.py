@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from . import io, results
-from .params import ParamsError
+from . import io, methods, results
+from .params import ParamsError, did_you_mean
 from .recipes import Recipe, _load_yaml, load_recipe, merge, repo_root
 
 _TOP = {"sweep", "description", "recipe", "seeds", "metrics", "baseline", "variants", "grid", "stages",
@@ -145,12 +145,8 @@ def load_sweep(path: str | os.PathLike, root: Path | None = None, validate: bool
     where = str(path)
     unknown = set(data) - _TOP
     if unknown:
-        import difflib
-
         k = sorted(unknown)[0]
-        close = difflib.get_close_matches(k, sorted(_TOP), n=1)
-        raise ParamsError(f"{where}: {k}: unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
-                          + f"; known: {', '.join(sorted(_TOP))}")
+        raise ParamsError(f"{where}: {k}: unknown key{did_you_mean(k, sorted(_TOP))}; known: {', '.join(sorted(_TOP))}")
     name = data.get("sweep") or path.stem
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
         raise ParamsError(f"{where}: sweep: letters/digits/-/_ only, got {name!r}")
@@ -234,8 +230,6 @@ def load_sweep(path: str | os.PathLike, root: Path | None = None, validate: bool
 
 def validate_sweep(sw: Sweep, root: Path | None = None) -> dict[str, Recipe]:
     """Load every cell's recipe and check the metric names; the first error names the cell."""
-    import difflib
-
     recipes = {}
     for c in sw.cells:
         try:
@@ -252,9 +246,8 @@ def validate_sweep(sw: Sweep, root: Path | None = None) -> dict[str, Recipe]:
                                   f"{' or '.join(pipes)}")
         # in a mixed sweep a metric only one method reports (judge accuracy) is fine; lm-eval's are named by task
         elif m not in known and not m.startswith(("general_", "delta_general_")):
-            close = difflib.get_close_matches(m, known, n=1)
             raise ParamsError(f"{sw.path}: metrics: {m!r}: no pipeline of this sweep reports it"
-                              + (f" (did you mean {close[0]!r}?)" if close else "") + f"; known: {', '.join(known)}")
+                              f"{did_you_mean(m, known)}; known: {', '.join(known)}")
     return recipes
 
 
@@ -526,7 +519,7 @@ def _run_parallel(sw, todo, outputs, jobs, gpus_per_job, echo, ran, failed):
 
 def draw_figures(sw: Sweep, results_path: Path, echo: Callable = print) -> list[Path]:
     """Default figures beside the table: factor curves for a one-key grid, ablation deltas for named
-    variants, per-iteration curves for SPaR, the method comparison for a mixed sweep, and in vs out of
+    variants, per-iteration curves for a method that iterates, the method comparison for a mixed sweep, and in vs out of
     distribution gains when the table has IFBench's paired differences."""
     from .reporting import paper
     out_dir = Path(results_path).parent / "figures"
@@ -551,13 +544,15 @@ def draw_figures(sw: Sweep, results_path: Path, echo: Callable = print) -> list[
                     written += paper.save(fig, out_dir, f"comparison_{m}", close=True)
             except (ValueError, KeyError) as e:
                 echo(f"figure for {m}: skipped ({e})")
-        spar_metrics = [m for m in ("prompt_strict", "search_prompt_strict", "judge_heldout_acc") if m in metrics]
-        if "spar" in set(df["pipeline"]) and spar_metrics:
+        for pipeline in dict.fromkeys(df["pipeline"]):  # methods that iterate name the metrics to draw per iteration
+            its = [m for m in methods.get(pipeline).iteration_metrics if m in metrics]
+            if not its:
+                continue
             try:
-                written += paper.save(paper.iteration_curves(df[df["pipeline"] == "spar"], spar_metrics),
-                                      out_dir, "spar_iterations", close=True)
+                written += paper.save(paper.iteration_curves(df[df["pipeline"] == pipeline], its),
+                                      out_dir, f"{pipeline}_iterations", close=True)
             except (ValueError, KeyError) as e:
-                echo(f"iteration figure: skipped ({e})")
+                echo(f"iteration figure ({pipeline}): skipped ({e})")
         present = set(df["metric"])
         if paper.GENERALIZATION_OOD in present and present & set(paper.GENERALIZATION_IN):
             try:

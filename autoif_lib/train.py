@@ -1,4 +1,4 @@
-"""Training: SFT, offline DPO and online DPO with TRL, in-process or over several ranks.
+"""Training: the engine that runs a training kind with TRL, in-process or over several ranks.
 
 One entry point serves both: the notebooks build a :class:`TrainJob` and either
 call :func:`run_job` in the kernel (CPU, one GPU) or write it to ``job.json`` and
@@ -11,62 +11,45 @@ by default; see :mod:`autoif_lib.distributed`)::
 Every rank saves through the trainer (ZeRO-3 gathers the 16-bit weights on save), and
 the checkpoint on disk is compared with the weights in memory before the stage goes on.
 
-TRL settings pass straight through: ``trl_args`` holds ``SFTConfig``/``DPOConfig``/
-``OnlineDPOConfig`` keyword arguments with TRL's own field names.
+TRL settings pass straight through: ``trl_args`` holds the kind's TRL config keyword arguments
+(``SFTConfig``, ``DPOConfig``) with TRL's own field names.
+
+Kinds: ``sft`` and ``dpo`` are the engine's own; a method registers more in its declaration
+(``methods.Method.training_kinds``: kind -> ``"module:function"``), each a ``function(job) -> result`` that
+reads its own settings from ``job.options`` and may build on this module's pieces (``train_dpo``,
+``preference_records``, ``_copy_model``). AutoIF's online DPO is one (``autoif_lib.autoif.training``).
 
 SFT trains on the response only: records are TRL prompt/completion pairs, so the
 system and user tokens carry no loss (``completion_only_loss``).
-
-Online DPO is the paper's loop made explicit: each iteration samples K responses
-per prompt from the current policy (temperature 0.8, the recipe's generation
-backend, on the main process only), scores them by execution, builds pairs the
-verifiers separate (pass rate > 0.5 vs 0) and trains DPO on those pairs only. An
-iteration without a pair takes no optimiser step. (TRL's ``OnlineDPOTrainer`` is
-not used: it ranks its two samples even when their rewards tie, so with a verifier
-reward of 0 for every sample it still trains.)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
-from . import distributed, io, scoring
+from . import distributed, io, methods
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 
 @dataclass
 class TrainJob:
-    kind: str  # sft | dpo | online_dpo
+    kind: str  # sft | dpo | a kind a method registers (``kinds()``)
     model: str  # hub id or local folder of the initial policy
-    train_file: str  # JSONL: messages (sft), prompt/chosen/rejected (dpo), prompt/verifiers (online_dpo)
+    train_file: str  # JSONL: prompt/completion (sft), prompt/chosen/rejected (dpo), the kind's own records otherwise
     output_dir: str
     trl_args: dict = field(default_factory=dict)
     lora: dict | None = None  # peft LoraConfig kwargs; None = full fine-tuning
     seed: int = 0
     chat_template: str = ""  # for a base model without one (ModelSpec.chat_template's forms); saved with the model
-    # online DPO only
-    iterations: int = 1
-    samples_per_prompt: int = 4
-    temperature: float = 0.8
-    max_new_tokens: int = 64
-    chosen_min_pass: float = 0.5
-    chosen_inclusive: bool = False
-    rejected_max_pass: float = 0.0
-    max_chosen: int = 2
-    max_rejected: int = 2
-    generation: dict = field(default_factory=dict)  # ModelSpec kwargs for on-policy sampling (model: the policy)
-    sandbox: dict = field(default_factory=dict)  # SandboxConfig kwargs
-    cache_path: str | None = None
-    probe_file: str = ""  # JSONL: prompt/instruction_id/verifiers/split, scored greedily before and after each iteration
-    probe_max_new_tokens: int = 96
-    ref_model: str = "init"  # DPO reference of each iteration: "init" (the initial policy, paper) or "previous"
+    options: dict = field(default_factory=dict)  # the kind's own settings (a registered kind parses them)
     # several ranks
     deepspeed_config: str = ""  # ZeRO config file for multi-process runs ("" : plain DDP)
     dist_timeout_s: float = 6 * 3600.0  # every collective's timeout; rank 0's sampling waits are polled, not collective
@@ -275,7 +258,7 @@ def preference_records(pairs: Sequence[dict]) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------
-# the three trainings
+# the engine's own kinds, and the registry
 # ---------------------------------------------------------------------------
 
 def _processing_class(job: TrainJob, model: str):
@@ -338,131 +321,31 @@ def train_dpo(job: TrainJob, train_file: str | None = None, model: str | None = 
     return _train_save_release(trainer, out, job)
 
 
-def train_online_dpo(job: TrainJob) -> dict:
-    """The loop; only rank 0 samples and scores, so only rank 0 starts a sandbox (one per run, not per rank)."""
-    from .sandbox import Sandbox, SandboxConfig
-
-    if distributed.is_main():
-        for stale in Path(job.output_dir).glob("iter_*/sampling.json*"):  # a handover file from an earlier run
-            stale.unlink()
-    distributed.barrier()
-    if not distributed.is_main():
-        return _online_loop(job, None)
-    with Sandbox(SandboxConfig(**job.sandbox)) as box:
-        return _online_loop(job, box.verdicts)
+KINDS: dict[str, Callable[[TrainJob], dict]] = {"sft": train_sft, "dpo": train_dpo}
 
 
-def policy_generator(job: TrainJob, policy: str):
-    """The recipe's generation backend with ``policy`` as its model (loaded on first use)."""
-    from .models import Generator, ModelSpec
-
-    return Generator(ModelSpec(**{**job.generation, "model": policy}), cache_path=job.cache_path, progress=True)
-
-
-def sample_and_pair(job: TrainJob, gen, prompts: Sequence[dict], runner, it: int) -> tuple[list[dict], dict]:
-    """One iteration's data: K samples per prompt from the policy behind ``gen``, pass rates, pairs the
-    verifiers separate."""
-    from .models import SamplingParams
-    from .scoring import pass_rates, preference_pairs
-
-    sp = SamplingParams(n=job.samples_per_prompt, temperature=job.temperature, top_p=1.0,
-                        max_new_tokens=job.max_new_tokens, seed=job.seed + it)
-    outs = gen.generate([p["prompt"] for p in prompts], sp, desc=f"iteration {it + 1}: sample")
-    pairs_in = [{"pair_id": str(k), "instruction_id": p["instruction_id"], "query_id": str(k),
-                 "instruction": "", "query": "", "prompt": p["prompt"][-1]["content"], "responses": o}
-                for k, (p, o) in enumerate(zip(prompts, outs))]
-    fns = {p["instruction_id"]: p["verifiers"] for p in prompts}
-    scored = pass_rates(pairs_in, fns, runner)
-    pairs = preference_pairs(scored, job.chosen_min_pass, job.rejected_max_pass, chosen_inclusive=job.chosen_inclusive,
-                             max_chosen=job.max_chosen, max_rejected=job.max_rejected, seed=job.seed + it)
-    rates = [r["pass_rate"] for r in scored]
-    info = {"iteration": it + 1, "prompts": len(prompts), "samples": len(scored),
-            "prompts_with_pair": len({p["prompt"] for p in pairs}), "pairs": len(pairs),
-            "instructions_with_pair": sorted({p["instruction_id"] for p in pairs}),
-            "mean_reward": round(sum(rates) / max(1, len(rates)), 4),
-            "samples_passing": sum(scoring.passes(r, job.chosen_min_pass, job.chosen_inclusive) for r in rates),
-            "samples_failing": sum(r <= job.rejected_max_pass for r in rates)}
-    return pairs, info
+def kinds() -> dict[str, str]:
+    """Every training kind: the engine's own and those the methods register -> where it lives."""
+    out = {k: f"{__name__}:{f.__name__}" for k, f in KINDS.items()}
+    for m in methods.discover().values():
+        for kind, target in m.training_kinds:
+            if kind in out and out[kind] != target:
+                raise ValueError(f"training kind {kind!r}: registered twice ({out[kind]} and {target}, method {m.name})")
+            out[kind] = target
+    return out
 
 
-def probe(job: TrainJob, gen, items: Sequence[dict], runner, iteration: int, step: int) -> list[dict]:
-    """Greedy answers of the policy behind ``gen`` on the probe items, scored by their verifiers: one row
-    per split (pass rate with its 95% interval), for the pass-rate-over-training curve."""
-    from .models import SamplingParams
-    from .scoring import pass_rates
-    from .stats import mean_ci
+def kind_function(kind: str) -> Callable[[TrainJob], dict]:
+    """The function that trains ``kind`` (imported on first use: a launched rank imports only its own)."""
+    if kind in KINDS:
+        return KINDS[kind]
+    known = kinds()
+    if kind not in known:
+        from .params import did_you_mean
 
-    sp = SamplingParams(n=1, temperature=0.0, max_new_tokens=job.probe_max_new_tokens, seed=job.seed)
-    outs = gen.generate([p["prompt"] for p in items], sp, desc=f"probe after iteration {iteration}")
-    scored = pass_rates([{"instruction_id": p["instruction_id"], "responses": o, "split": p["split"]}
-                         for p, o in zip(items, outs)], {p["instruction_id"]: p["verifiers"] for p in items}, runner)
-    rows = []
-    for split in dict.fromkeys(p["split"] for p in items):
-        ci = mean_ci([r["pass_rate"] for r in scored if r["split"] == split])
-        rows.append({"iteration": iteration, "step": step, "split": split, "pass_rate": ci["mean"],
-                     "lo": ci["lo"], "hi": ci["hi"], "n": ci["n"]})
-    return rows
-
-
-def _online_loop(job: TrainJob, runner) -> dict:
-    prompts = io.read_jsonl(job.train_file)
-    out = Path(job.output_dir)
-    policy = job.model
-    main = distributed.is_main()
-    history, iterations = [], []
-    probe_items = io.read_jsonl(job.probe_file) if job.probe_file else []
-    # One generator per policy (rank 0 only), shared by its probe and the next iteration's sampling (one engine
-    # start), released before each training step: training and a vLLM engine would compete for GPU memory.
-    gen = policy_generator(job, policy) if main else None
-    curve = probe(job, gen, probe_items, runner, 0, 0) if probe_items and main else []
-    for it in range(job.iterations):
-        t0 = time.time()
-        pf = out / f"iter_{it + 1}" / "pairs.jsonl"
-        info_f = out / f"iter_{it + 1}" / "sampling.json"
-
-        def sample():  # rank 0 samples and scores; the other ranks poll for sampling.json, then read its pairs
-            pairs, info = sample_and_pair(job, gen, prompts, runner, it)
-            io.write_jsonl(pf, preference_records(pairs))
-            if gen.close():
-                print(f"[online-dpo] released the {gen.spec.backend} model before training", flush=True)
-            io.write_json(info_f, info)  # last: the file the other ranks wait for
-
-        distributed.on_main(sample, info_f, job.dist_timeout_s)
-        info = io.read_json(info_f)
-        if info["pairs"]:
-            # paper Eq. 2: pi_ref stays the initial (SFT) policy; "previous" regularises toward the last iterate
-            ref = job.model if job.ref_model == "init" and policy != job.model else None
-            res = train_dpo(job, train_file=str(pf), model=policy, output_dir=str(out / f"iter_{it + 1}"), ref_model=ref)
-            policy = res["final_model"]
-            # steps count on across iterations (each trainer restarts at 1): the curves and the pass-rate
-            # figure share one x axis; the iteration's own step stays as step_in_iteration
-            before = sum(i.get("steps", 0) for i in iterations)
-            history += [dict(h, iteration=it + 1, step_in_iteration=h.get("step"), step=before + h.get("step", 0))
-                        for h in res["log_history"]]
-            info.update(train_loss=res["train_loss"], steps=res["steps"])
-        else:
-            info.update(steps=0, skipped="no pair the verifiers separate (every prompt's samples passed alike): "
-                                         "no optimiser step")
-        info["step_before"] = sum(i.get("steps", 0) for i in iterations)
-        info["seconds"] = round(time.time() - t0, 1)
-        iterations.append(info)
-        if main:
-            print(f"[online-dpo] {info}", flush=True)
-            if Path(policy) != Path(gen.spec.model):
-                gen = policy_generator(job, policy)
-            if probe_items:
-                curve += probe(job, gen, probe_items, runner, it + 1, sum(i.get("steps", 0) for i in iterations))
-    final = out / "model"
-    if main:
-        gen.close()
-        if Path(policy) != final:
-            _copy_model(policy, final)
-    distributed.barrier()
-    steps = sum(i.get("steps", 0) for i in iterations)
-    if main:
-        io.write_json(out / "pass_curve.json", curve)
-    return {"final_model": str(final), "iterations": iterations, "log_history": history, "method": "loop",
-            "steps": steps, "trained": steps > 0, "pass_curve": curve, "world_size": distributed.world_size()}
+        raise ValueError(f"unknown training kind {kind!r}{did_you_mean(kind, known)}; known: {', '.join(known)}")
+    module, _, fn = known[kind].partition(":")
+    return getattr(importlib.import_module(module), fn)
 
 
 def _copy_model(src: str, dst: Path) -> None:
@@ -492,10 +375,7 @@ def run_job(job: TrainJob) -> dict:
     distributed.check_shared_filesystem(job.output_dir)
     set_seed(job.seed)
     t0 = time.time()
-    fn = {"sft": train_sft, "dpo": train_dpo, "online_dpo": train_online_dpo}.get(job.kind)
-    if fn is None:
-        raise ValueError(f"unknown job kind {job.kind!r}")
-    res = fn(job)
+    res = kind_function(job.kind)(job)
     res["seconds"] = round(time.time() - t0, 1)
     out = Path(job.output_dir)
     if distributed.is_main():
@@ -538,25 +418,17 @@ def skip_without_data(job: TrainJob, reason: str) -> dict:
     return res
 
 
-def job_for_stage(ctx, kind: str, model: str, train_file: str) -> TrainJob:
+def job_for_stage(ctx, kind: str, model: str, train_file: str, options: dict | None = None) -> TrainJob:
     """The training job a stage's params describe: TRL args (gradient accumulation from the global batch),
-    LoRA, seed, the multi-process settings, and for online DPO the sampling, pair and sandbox settings;
-    written into the stage's own folder."""
+    LoRA, seed, the multi-process settings, and the kind's own ``options`` (its method builds them from the
+    stage's params); written into the stage's own folder."""
     p = ctx.p
-    extra = {}
-    if kind == "online_dpo":
-        extra = dict(iterations=p.iterations, samples_per_prompt=p.samples_per_prompt,
-                     temperature=p.temperature, max_new_tokens=p.max_new_tokens, chosen_min_pass=p.chosen_min_pass,
-                     chosen_inclusive=p.chosen_inclusive, rejected_max_pass=p.rejected_max_pass,
-                     max_chosen=p.max_chosen_per_prompt, max_rejected=p.max_rejected_per_prompt,
-                     generation=dataclasses.asdict(p.generation), cache_path=str(ctx.cache_path),
-                     sandbox={"timeout_s": p.exec_timeout_s, "memory_mb": p.exec_memory_mb, "non_bool": p.non_bool},
-                     probe_max_new_tokens=p.probe_max_new_tokens, ref_model=p.ref_model)
+    kind_function(kind)  # an unknown kind fails here, before any data is written or a process launched
     ds = str(ctx.input(p.deepspeed_config)) if p.launches() and p.deepspeed_config else ""
     return TrainJob(kind=kind, model=model, train_file=str(train_file), output_dir=str(ctx.dir),
                     trl_args=p.trl_args(), lora=p.lora if p.use_lora else None, seed=p.seed,
                     chat_template=p.chat_template, deepspeed_config=ds, dist_timeout_s=60.0 * p.dist_timeout_minutes,
-                    verify_save=p.verify_save, **extra)
+                    verify_save=p.verify_save, options=dict(options or {}))
 
 
 def run_for_stage(ctx, job: TrainJob) -> dict:
@@ -566,15 +438,12 @@ def run_for_stage(ctx, job: TrainJob) -> dict:
                rdzv_port=p.main_process_port)
 
 
-def fit(ctx, kind: str, model: str, records: Sequence[dict], empty_reason: str,
-        probe_items: Sequence[dict] = ()) -> dict:
-    """One stage's training, start to end: write its data, build the job from the stage's params,
-    train (in-process or over several ranks) or, without data, pass the initial model on marked untrained.
-    ``probe_items`` (online DPO): held-out items scored before and after every iteration."""
+def fit(ctx, kind: str, model: str, records: Sequence[dict], empty_reason: str, options: dict | None = None) -> dict:
+    """One stage's training, start to end: write its data, build the job from the stage's params (and the
+    kind's ``options``), train (in-process or over several ranks) or, without data, pass the initial model on
+    marked untrained."""
     train_file = ctx.write_jsonl("train.jsonl", records)
-    job = job_for_stage(ctx, kind, model, train_file)
-    if probe_items:
-        job.probe_file = str(ctx.write_jsonl("probe_items.jsonl", probe_items))
+    job = job_for_stage(ctx, kind, model, train_file, options)
     if not records:
         return skip_without_data(job, empty_reason)
     res = run_for_stage(ctx, job)
@@ -615,40 +484,6 @@ def sft_records(examples: Sequence[dict], turns: str = "last") -> list[dict]:
     return out
 
 
-def setting(supervisor_model: str, base_model: str) -> str:
-    """AutoIF's two settings: the supervisor trains itself, or a stronger one teaches a weaker base."""
-    return "self_alignment" if supervisor_model == base_model else "strong_to_weak"
-
-
-def plot_pass_curve(iterations: Sequence[dict], curve: Sequence[dict], title: str = "verifier pass rate over training"):
-    """Pass rate against optimiser steps: the on-policy samples of the training prompts (sampled, before each
-    iteration's update) and the greedy probe per held-out split, with 95% intervals."""
-    import matplotlib.pyplot as plt
-
-    from .evaluation import SPLITS
-
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    its = [i for i in iterations if i.get("samples")]
-    if its:
-        ax.plot([i.get("step_before", 0) for i in its], [100 * i["mean_reward"] for i in its], "o--",
-                label="training prompts (on-policy samples)")
-    for split in dict.fromkeys(r["split"] for r in curve):
-        rs = [r for r in curve if r["split"] == split]
-        x, y = [r["step"] for r in rs], [100 * r["pass_rate"] for r in rs]
-        line, = ax.plot(x, y, "o-", label=f"{SPLITS.get(split, split)} (greedy, n={rs[0]['n']})")
-        ax.fill_between(x, [100 * r["lo"] for r in rs], [100 * r["hi"] for r in rs], color=line.get_color(), alpha=0.15)
-    if not its and not curve:
-        ax.text(0.5, 0.5, "no iterations ran", ha="center", va="center", transform=ax.transAxes, color="#57606a")
-    ax.set_xlabel("optimiser steps")
-    ax.set_ylabel("pass rate %")
-    ax.set_title(title, fontsize=9)
-    if its or curve:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
-
-
 def plot_curves(log: Sequence[dict], keys: Sequence[str] = ("loss",), title: str = ""):
     """Training curves from TRL's log history (one subplot per key that was logged)."""
     import matplotlib.pyplot as plt
@@ -661,7 +496,7 @@ def plot_curves(log: Sequence[dict], keys: Sequence[str] = ("loss",), title: str
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3)
         else:
             ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
-        # online DPO: a dashed line where each iteration after the first starts
+        # a kind that iterates (online DPO) logs ``iteration``: a dashed line where each one after the first starts
         starts = {}
         for h in log:
             if "iteration" in h and "step" in h:

@@ -1,7 +1,7 @@
 """Field names of TRL's config classes, read from the installed sources without importing TRL.
 
-Recipes pass training settings straight into ``SFTConfig``/``DPOConfig``/
-``OnlineDPOConfig`` with TRL's own field names. A misspelled key must fail when
+Recipes pass training settings straight into ``SFTConfig``/``DPOConfig`` with TRL's
+own field names. A misspelled key must fail when
 the recipe is loaded, not an hour later when stage 08 starts, but importing TRL
 takes seconds; so we parse the dataclass definitions (and their bases, up to
 transformers' ``TrainingArguments``) with ``ast``: field names and annotations.
@@ -21,7 +21,6 @@ from pathlib import Path
 _LOCATIONS = {
     "SFTConfig": ("trl", "trainer/sft_config.py"),
     "DPOConfig": ("trl", "trainer/dpo_config.py"),
-    "OnlineDPOConfig": ("trl", "experimental/online_dpo/online_dpo_config.py"),
     "TrainingArguments": ("transformers", "training_args.py"),
 }
 

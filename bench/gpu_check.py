@@ -97,9 +97,9 @@ def check_train(kind, tmp):
     else:
         rows = [{"prompt": [{"role": "user", "content": f"Say something in lowercase {i}"}], "instruction_id": f"i{i}",
                  "verifiers": [LOWER]} for i in range(4)]
-        job = _job("online_dpo", tmp, rows, iterations=1, samples_per_prompt=4, max_new_tokens=16, temperature=1.0,
-                   sandbox={"timeout_s": 2.0},
-                   generation={"backend": "transformers", "model": "embedded", "device": "cuda"})
+        job = _job("online_dpo", tmp, rows, options={
+            "iterations": 1, "samples_per_prompt": 4, "max_new_tokens": 16, "temperature": 1.0,
+            "sandbox": {"timeout_s": 2.0}, "generation": {"backend": "transformers", "model": "embedded", "device": "cuda"}})
     res = train.run_job(job)
     return f"steps {res['steps']}" + (f", pairs {res['iterations'][0]['pairs']}" if kind == "online_dpo" else "")
 
@@ -142,9 +142,9 @@ def check_online_launch(tmp, n_gpus):
 
     rows = [{"prompt": [{"role": "user", "content": f"Say something in lowercase {i}"}], "instruction_id": f"i{i}",
              "verifiers": [LOWER]} for i in range(8)]
-    job = _job("online_dpo", str(Path(tmp) / "online"), rows, iterations=2, samples_per_prompt=4, max_new_tokens=16,
-               temperature=1.0, sandbox={"timeout_s": 2.0}, trl={"max_steps": 1},
-               generation={"backend": "vllm", "model": "embedded", "gpu_memory_utilization": 0.3, "enforce_eager": True})
+    job = _job("online_dpo", str(Path(tmp) / "online"), rows, trl={"max_steps": 1}, options={
+        "iterations": 2, "samples_per_prompt": 4, "max_new_tokens": 16, "temperature": 1.0, "sandbox": {"timeout_s": 2.0},
+        "generation": {"backend": "vllm", "model": "embedded", "gpu_memory_utilization": 0.3, "enforce_eager": True}})
     Path(job.output_dir).mkdir(parents=True, exist_ok=True)
     res = _launch(job, n_gpus)
     its = res["iterations"]

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from autoif_lib import io
+from autoif_lib import io, scoring
 from autoif_lib.autoif import backtranslate, crossval
 from autoif_lib.autoif.crossval import PRESETS, Rules, cross_validate
 from autoif_lib.autoif.stages import BacktranslateParams, CrossValidateParams, VerifyScoreParams
@@ -266,7 +266,7 @@ def test_run_judge_false_keeps_responses_on_pass_rate_alone(monkeypatch):
         def __exit__(self, *a):
             return False
 
-    monkeypatch.setattr(responses, "pass_rates", lambda p, f, runner: [dict(r) for r in fake_scored])
+    monkeypatch.setattr(scoring, "pass_rates", lambda p, f, runner: [dict(r) for r in fake_scored])
     monkeypatch.setattr(responses, "judge_requests", lambda *a: pytest.fail("run_judge false: no judge prompts"))
     figures, written, finished = _run_notebook_cells(
         "06_verify_score", monkeypatch, {"run_judge": False},

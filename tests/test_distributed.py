@@ -76,7 +76,7 @@ def test_online_dpo_on_two_ranks_samples_on_rank_0_and_trains_on_both(tiny_model
     io.write_jsonl(data, [{"prompt": [{"role": "user", "content": f"Write anything {i}"}], "instruction_id": f"i{i}",
                            "verifiers": ["def evaluate(r):\n    return len(r) % 2 == 0"]} for i in range(3)])
     job = TrainJob(kind="online_dpo", model=tiny_model, train_file=str(data), output_dir=str(tmp_path / "out"),
-                   iterations=2, samples_per_prompt=4, max_new_tokens=8, temperature=1.0,
+                   options={"iterations": 2, "samples_per_prompt": 4, "max_new_tokens": 8, "temperature": 1.0},
                    deepspeed_config=str(root / "params/accelerate/zero3.json"),
                    trl_args={"num_train_epochs": 1, "per_device_train_batch_size": 1, "learning_rate": 1e-3,
                              "bf16": False, "max_length": 64})

@@ -143,11 +143,24 @@ def test_unknown_task_is_a_clear_error_before_the_model_loads():
         ga.run("embedded", ["autoif_tiny_qa"], backend="sglang")
 
 
-def test_paper_tasks_exist_in_lm_eval_and_unsafe_ones_are_refused(full_index):
-    for paper, tasks in ga.PAPER_TASKS.items():
-        ga.check_tasks(full_index, tasks)  # raises on a stale name
-    assert ga.unsafe_tasks(full_index, ga.PAPER_TASKS["autoif"]) == ["humaneval"]
-    assert ga.unsafe_tasks(full_index, ga.PAPER_TASKS["spar"]) == ["humaneval"]
+def test_recipe_tasks_exist_in_lm_eval_and_unsafe_ones_are_refused(full_index):
+    from autoif_lib.recipes import load_recipe, repo_root
+
+    named = {}
+    for path in sorted((repo_root() / "params").glob("*/*.yaml")):
+        if path.parent.name == "ablations":
+            continue
+        recipe = load_recipe(path)
+        for stage in recipe.pipeline.order:
+            tasks = getattr(recipe.stage_params(stage), "general_tasks", None)
+            if tasks:
+                named[f"{path.name}:{stage}"] = list(tasks)
+                ga.check_tasks(full_index, tasks)  # raises on a stale name
+    # the paper recipes list their papers' benchmarks (humaneval left to the user: it runs model code)
+    assert named["paper_base.yaml:11_evaluate"] == ["ceval-valid", "mmlu", "gsm8k"]
+    assert named["paper_llama3_8b.yaml:20_evaluate"] == ["gsm8k", "triviaqa", "mmlu"]
+    assert ga.unsafe_tasks(full_index, ["ceval-valid", "mmlu", "gsm8k", "humaneval"]) == ["humaneval"]
+    assert ga.unsafe_tasks(full_index, ["gsm8k", "triviaqa", "mmlu", "humaneval"]) == ["humaneval"]
     assert ga.unsafe_tasks(full_index, ["autoif_tiny_qa", "mmlu", "humaneval_instruct"]) == ["humaneval_instruct"]
     with pytest.raises(ValueError, match=r"unknown lm-eval task\(s\): 'gsm8kk' \(did you mean gsm8k"):
         ga.check_tasks(full_index, ["gsm8k", "gsm8kk"])

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from autoif_lib import evaluation
-from autoif_lib.autoif import responses, seeds
+from autoif_lib import seeds
+from autoif_lib.autoif import responses
 from autoif_lib.autoif.stages import ResponsesParams, VerifiersParams
 from autoif_lib.params import ParamsError, build
 from autoif_lib.sandbox import Sandbox, SandboxConfig
@@ -166,12 +167,12 @@ def test_cpu_seeds_have_working_reference_verifiers():
 def test_pass_curve_plots_on_policy_reward_and_each_split_with_its_own_band():
     from matplotlib.colors import to_rgb
 
-    from autoif_lib import train
+    from autoif_lib.autoif import training
 
     its = [{"samples": 8, "mean_reward": 0.25, "step_before": 0}, {"samples": 8, "mean_reward": 0.5, "step_before": 8}]
     curve = [{"iteration": k, "step": 8 * k, "split": s, "pass_rate": 0.1 * k, "lo": 0.0, "hi": 0.3, "n": 10}
              for k in range(3) for s in ("trained_instructions", "heldout_instructions")]
-    ax = train.plot_pass_curve(its, curve).axes[0]
+    ax = training.plot_pass_curve(its, curve).axes[0]
     assert [list(line.get_xdata()) for line in ax.lines] == [[0, 8], [0, 8, 16], [0, 8, 16]]
     assert list(ax.lines[0].get_ydata()) == [25.0, 50.0]
     assert [tuple(c.get_facecolor()[0][:3]) for c in ax.collections] == [to_rgb(line.get_color()) for line in ax.lines[1:]]

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from autoif_lib.autoif.seeds import DATA_DIR, load_seeds
+from autoif_lib.seeds import DATA_DIR, load_seeds
 
 # Counts and comparison words as IFEval phrases them ("at least 3", "less than five").
 _NUM = (r"(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"

@@ -1,4 +1,4 @@
-"""Shipped seeds, queries and held-out responses, and the loaders in autoif_lib.autoif.seeds.
+"""Shipped seeds, queries and held-out responses, and the loaders in autoif_lib.seeds.
 
 Covers: the 36 seeds' schema and cases; every reference verifier agrees with
 its cases and held-out labels (in-process exec here, and through
@@ -17,7 +17,7 @@ from collections import Counter
 
 import pytest
 
-from autoif_lib.autoif.seeds import (
+from autoif_lib.seeds import (
     QUERY_REJECT_REASONS,
     load_heldout_responses,
     load_queries,

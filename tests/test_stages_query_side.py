@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from autoif_lib import scoring
 from autoif_lib.autoif import export, prompts, responses
 
 INSTR = [{"id": f"i{k}", "instruction": f"Rule number {k}.", "origin": "seed"} for k in range(10)]
@@ -132,18 +133,18 @@ def test_pass_rates_mean_over_functions_errors_fail():
               "prompt": "x\n\nq", "responses": ["abc", "ABC", "a"]}]
     fns = {"i0": ["def evaluate(r):\n    return r.islower()", "def evaluate(r):\n    return len(r) > 1",
                   "def evaluate(r):\n    return 1/0"]}
-    scored = responses.pass_rates(pairs, fns, _runner)
+    scored = scoring.pass_rates(pairs, fns, _runner)
     assert [s["pass_rate"] for s in scored] == [round(2 / 3, 4), round(1 / 3, 4), round(1 / 3, 4)]
     assert scored[0]["statuses"] == {"pass": 2, "exception": 1} and scored[0]["n_functions"] == 3
     # no functions: pass rate 0, never silently 'passing'
-    assert responses.pass_rates(pairs, {}, _runner)[0]["pass_rate"] == 0.0
+    assert scoring.pass_rates(pairs, {}, _runner)[0]["pass_rate"] == 0.0
 
 
 @pytest.mark.parametrize("thr, inclusive, kept", [(0.5, False, [0.8, 1.0]), (0.5, True, [0.5, 0.8, 1.0]),
                                                   (0.8, False, [1.0]), (0.0, False, [0.5, 0.8, 1.0])])
 def test_pass_threshold(thr, inclusive, kept):
     recs = [{"pass_rate": r} for r in (0.0, 0.5, 0.8, 1.0)]
-    assert [r["pass_rate"] for r in responses.keep_by_pass_rate(recs, thr, inclusive)] == kept
+    assert [r["pass_rate"] for r in scoring.keep_by_pass_rate(recs, thr, inclusive)] == kept
 
 
 def test_judge_scores_averaged_and_threshold():

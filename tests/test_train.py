@@ -9,6 +9,7 @@ import json
 import pytest
 
 from autoif_lib import io, scoring, train
+from autoif_lib.autoif import training
 from autoif_lib.train import TrainJob
 
 
@@ -135,23 +136,23 @@ def _online_job(tiny_model, tmp_path, n_prompts=3):
     io.write_jsonl(data, [{"prompt": [{"role": "user", "content": f"Say anything {i}"}], "instruction_id": f"i{i}",
                            "verifiers": ["def evaluate(r):\n    return True"]} for i in range(n_prompts)])
     return TrainJob(kind="online_dpo", model=tiny_model, train_file=str(data), output_dir=str(tmp_path / "out"),
-                    iterations=2, samples_per_prompt=4, max_new_tokens=8, temperature=1.0,
+                    options={"iterations": 2, "samples_per_prompt": 4, "max_new_tokens": 8, "temperature": 1.0},
                     trl_args={**_common(tmp_path), "max_steps": 1})
 
 
 def test_online_dpo_without_a_separated_pair_takes_no_step(tiny_model, tmp_path):
     before = _weights(tiny_model)
-    res = train._online_loop(_online_job(tiny_model, tmp_path), _scripted(lambda k: False))  # nothing passes
+    res = training.online_loop(_online_job(tiny_model, tmp_path), _scripted(lambda k: False))  # nothing passes
     assert [(i["pairs"], i["prompts_with_pair"], i["steps"]) for i in res["iterations"]] == [(0, 0, 0), (0, 0, 0)]
     assert res["steps"] == 0 and res["trained"] is False and res["log_history"] == []
     assert _changed(before, res["final_model"]) == 0  # the model is the initial one, bit for bit
-    res = train._online_loop(_online_job(tiny_model, tmp_path / "all"), _scripted(lambda k: True))  # all pass: ties
+    res = training.online_loop(_online_job(tiny_model, tmp_path / "all"), _scripted(lambda k: True))  # all pass: ties
     assert res["steps"] == 0 and all(i["pairs"] == 0 for i in res["iterations"])
 
 
 def test_online_dpo_loop_trains_on_exactly_the_separated_pairs(tiny_model, tmp_path):
     before = _weights(tiny_model)
-    res = train._online_loop(_online_job(tiny_model, tmp_path), _scripted(lambda k: k == 0))  # sample 0 passes
+    res = training.online_loop(_online_job(tiny_model, tmp_path), _scripted(lambda k: k == 0))  # sample 0 passes
     first = res["iterations"][0]
     # each prompt: 1 chosen (sample 0) x 2 of its 3 failing samples
     assert (first["prompts"], first["samples"], first["prompts_with_pair"], first["pairs"]) == (3, 12, 3, 6)
@@ -175,8 +176,8 @@ def test_online_dpo_reference_is_the_initial_policy_unless_switched(tiny_model, 
     # step of iteration 2 the policy is iteration 1's result: against itself ("previous") every reward is exactly
     # 0; against the initial policy (paper Eq. 2: pi_ref = pi_SFT, fixed) it is not.
     job = _online_job(tiny_model, tmp_path)
-    job.ref_model = ref_model
-    res = train._online_loop(job, _scripted(lambda k: k == 0))
+    job.options["ref_model"] = ref_model
+    res = training.online_loop(job, _scripted(lambda k: k == 0))
     first_of_2 = next(h for h in res["log_history"] if h.get("iteration") == 2 and "rewards/chosen" in h)
     first_of_1 = next(h for h in res["log_history"] if h.get("iteration") == 1 and "rewards/chosen" in h)
     assert first_of_1["rewards/chosen"] == 0.0 and first_of_1["rewards/rejected"] == 0.0  # pi = pi_ref = init
@@ -234,9 +235,9 @@ def test_online_loop_samples_with_the_recipes_backend(root, monkeypatch, tmp_pat
 
     monkeypatch.setattr(models, "Generator", FakeGen)
     job = TrainJob(kind="online_dpo", model="/ckpt/sft", train_file="x", output_dir=str(tmp_path),
-                   generation={"backend": "vllm", "model": "ignored", "tensor_parallel_size": 4})
+                   options={"generation": {"backend": "vllm", "model": "ignored", "tensor_parallel_size": 4}})
     prompts = [{"prompt": [{"role": "user", "content": "p"}], "instruction_id": "i", "verifiers": ["src"]}]
-    pairs, info = train.sample_and_pair(job, train.policy_generator(job, "/ckpt/sft"), prompts,
+    pairs, info = training.sample_and_pair(job, training.policy_generator(job, "/ckpt/sft"), prompts,
                                         _scripted(lambda k: k == 0), 0)
     assert seen[0].backend == "vllm" and seen[0].model == "/ckpt/sft" and seen[0].tensor_parallel_size == 4
     assert info["pairs"] == 1 and [(p["chosen"], p["rejected"]) for p in pairs] == [("a", "b")]

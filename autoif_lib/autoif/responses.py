@@ -20,7 +20,7 @@ from typing import Sequence
 
 from ..io import stable_hash
 from ..judge import parse_score
-from ..scoring import functions_of, keep_by_pass_rate, pass_rates  # noqa: F401  (the shared verifier-scoring rule)
+from ..scoring import functions_of, pass_rates
 from . import prompts
 
 

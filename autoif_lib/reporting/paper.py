@@ -15,6 +15,8 @@ import math
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from .. import methods
+
 COLUMN_IN = 3.3   # one column of a two-column paper, inches
 DOUBLE_IN = 6.9   # the full text width
 CHECKPOINT_ORDER = ("base", "sft", "dpo", "online_dpo")  # then spar_t1, spar_t2, ... by iteration
@@ -174,7 +176,7 @@ def ablation_bars(df, metric: str, baseline: str | None = None, checkpoints_: It
 
 
 def method_comparison(df, metric: str, ax=None):
-    """AutoIF vs SPaR: one bar per checkpoint of each variant (base once if every variant measured it alike)."""
+    """Methods side by side (e.g. AutoIF vs SPaR): one bar per checkpoint of each variant (base once if every variant measured it alike)."""
     import matplotlib.pyplot as plt
 
     sub = _metric(df, metric)
@@ -191,9 +193,8 @@ def method_comparison(df, metric: str, ax=None):
             name = "base" if ck == "base" and same_base else f"{v}: {ck}"
             bars.append((name, float(r["mean"]), _err([r["se"]])[0], r["pipeline"]))
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(COLUMN_IN, 2.4))
-    colors = {"autoif": "tab:blue", "spar": "tab:orange"}
     ax.bar(range(len(bars)), [b[1] for b in bars], yerr=[b[2] for b in bars],
-           color=["tab:gray" if b[0] == "base" else colors.get(b[3], "tab:green") for b in bars])
+           color=["tab:gray" if b[0] == "base" else methods.color(b[3]) for b in bars])
     ax.set_xticks(range(len(bars)), [b[0] for b in bars], rotation=30, ha="right")
     ax.set_ylabel(_label(metric))
     return fig
@@ -217,7 +218,6 @@ def generalization(df, in_metrics: Sequence[str] = GENERALIZATION_IN, ood_metric
     if not panels:
         raise ValueError(f"none of {list(in_metrics)} is in the table (it has: {sorted(set(df['metric']))})")
     fig, axes = plt.subplots(1, len(panels), figsize=(min(DOUBLE_IN, 2.6 * len(panels)), 2.5), squeeze=False)
-    colors = {"autoif": "tab:blue", "spar": "tab:orange"}
     for ax, m in zip(axes[0], panels):
         ind = aggregate(_metric(df, m), ["variant", "pipeline", "checkpoint"])
         both = ind.merge(ood, on=["variant", "pipeline", "checkpoint"], suffixes=("_in", "_ood"))
@@ -228,7 +228,7 @@ def generalization(df, in_metrics: Sequence[str] = GENERALIZATION_IN, ood_metric
         ax.axvline(0, color="black", lw=0.5)
         for r in both.itertuples():
             ax.errorbar([r.mean_in], [r.mean_ood], xerr=[z * _err([r.se_in])[0]], yerr=[z * _err([r.se_ood])[0]],
-                        marker="o", ms=4, capsize=2, color=colors.get(r.pipeline, "tab:green"))
+                        marker="o", ms=4, capsize=2, color=methods.color(r.pipeline))
             ax.annotate(f"{r.variant}: {r.checkpoint}" if both["variant"].nunique() > 1 else r.checkpoint,
                         (r.mean_in, r.mean_ood), fontsize=6, xytext=(3, 3), textcoords="offset points")
         ax.set_xlabel(f"in distribution: {_label(m)}")
@@ -238,7 +238,7 @@ def generalization(df, in_metrics: Sequence[str] = GENERALIZATION_IN, ood_metric
 
 
 def iteration_curves(df, metrics: Sequence[str]):
-    """SPaR per iteration: a panel per metric, a line per variant, iteration 0 = the base model."""
+    """A method that iterates (SPaR), per iteration: a panel per metric, a line per variant, iteration 0 = the base model."""
     import matplotlib.pyplot as plt
 
     metrics = [m for m in metrics if m in set(df["metric"])]

@@ -9,12 +9,12 @@ reference verifiers. Accuracy and F1 (positive = follows) for the majority vote 
 from __future__ import annotations
 
 import dataclasses
-import math
 import random
 from typing import Sequence
 
 from .. import io
 from ..models import SamplingParams
+from ..stats import binomial_se
 from . import roles, search
 from .pipeline import models_source, stage_name
 
@@ -30,7 +30,7 @@ def models_per_iteration(ctx) -> dict[int, dict]:
 def labelled_items(ctx, examples: Sequence[dict]) -> dict[str, list[dict]]:
     """Ground truth for judging: AutoIF held-out responses (reference verifiers). IFEval items are added
     once M0 has answered (``evaluate_all``)."""
-    from ..autoif.seeds import load_heldout_responses, load_seeds
+    from ..seeds import load_heldout_responses, load_seeds
 
     seeds = {s["id"]: s for s in load_seeds()}
     held = [{"prompt": seeds[r["seed_id"]]["instruction"], "response": r["response"], "label": r["label"],
@@ -53,7 +53,7 @@ def _binary_metrics(pred: Sequence[bool | None], gold: Sequence[bool]) -> dict:
     correct = sum(1 for p, g in zip(pred, gold) if p is not None and p == g)
     f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else 0.0
     return {"n": n, "acc": round(correct / n, 4), "f1": round(f1, 4), "dropped": sum(p is None for p in pred),
-            "acc_se": round(math.sqrt((correct / n) * (1 - correct / n) / n), 4)}
+            "acc_se": round(binomial_se(correct / n, n), 4)}
 
 
 def judging_accuracy(ctx, refiner: str, items: Sequence[dict]) -> dict:
@@ -190,8 +190,7 @@ def evaluate_all(ctx, models: dict[int, dict], examples: Sequence[dict], labelle
         row = {"iteration": t, "actor": m["actor"], "refiner": m["refiner"], "n_prompts": summary["n_prompts"],
                "n_instructions": sum(len(ex["instruction_id_list"]) for ex in examples),
                **{k: 100 * summary[k] for k in ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")},
-               "prompt_strict_se": 100 * math.sqrt(summary["prompt_strict"] * (1 - summary["prompt_strict"])
-                                                   / max(1, summary["n_prompts"]))}
+               "prompt_strict_se": 100 * (binomial_se(summary["prompt_strict"], summary["n_prompts"]) or 0.0)}
         if "ifbench" in summaries:
             b = summaries["ifbench"]
             row.update({f"ifbench_{k}": 100 * b[k] for k in ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")})

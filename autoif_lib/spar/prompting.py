@@ -15,7 +15,7 @@ def load_requests(ctx) -> tuple[list[dict], dict]:
     """(inputs, counts ``{"read", "kept", "rejects": {reason: n}}``): the plain requests (the shipped everyday queries, or ``queries_file``), or
     with ``source: file`` the prompts of ``prompts_file``; the length filter applied and counted, then a seeded
     sample of ``n_requests``."""
-    from ..autoif.seeds import load_queries  # the same request pool AutoIF pairs its instructions with
+    from ..seeds import load_queries  # the same request pool AutoIF pairs its instructions with
 
     p = ctx.p
     limit = p.max_chars or 10 ** 9
@@ -39,7 +39,7 @@ def load_prompts_file(path, min_chars: int = 1, max_chars: int = 10 ** 9) -> tup
     Constraints line, parsed as our own evolve step parses it (its reject reasons counted). ``constraints`` and
     ``verifiers`` are kept when present; ``request_id`` (else ``origin``, else the id) groups the split.
     """
-    from ..autoif.seeds import _iter_query_source, _query_text
+    from ..seeds import _iter_query_source, _query_text
 
     out: list[dict] = []
     rejects: Counter = Counter()
@@ -89,7 +89,7 @@ def prefilter(ctx, requests: Sequence[dict]) -> tuple[list[dict], list[dict]]:
 
 def seed_constraints() -> list[dict]:
     """AutoIF's seed constraints with their reference verifiers (the verifiable pool for ``compose``)."""
-    from ..autoif.seeds import load_seeds
+    from ..seeds import load_seeds
 
     return [s for s in load_seeds() if s.get("verifier")]
 

@@ -44,7 +44,7 @@ import random
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..stats import wilson
+from ..stats import binomial_se, wilson
 from .evaluation import _binary_metrics
 
 __all__ = [
@@ -353,7 +353,7 @@ def _proportion(k: int, n: int) -> dict:
         return {"acc": None, "k": 0, "n": 0, "se": None, "ci95": None}
     p = k / n
     lo, hi = wilson(k, n)
-    return {"acc": round(p, 4), "k": k, "n": n, "se": round(math.sqrt(p * (1 - p) / n), 4),
+    return {"acc": round(p, 4), "k": k, "n": n, "se": round(binomial_se(p, n), 4),
             "ci95": [round(lo, 4), round(hi, 4)]}
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import io
-from ..results import binomial_se, followbench_rows, general_rows, metric_row, paired_rows, stage_dir
+from ..stats import binomial_se
+from ..results import followbench_rows, general_rows, metric_row, paired_rows, stage_dir
 
 EVAL_STAGE = "20_evaluate"
 IFEVAL = ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")

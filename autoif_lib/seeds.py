@@ -38,7 +38,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..io import iter_jsonl_numbered
+from .io import iter_jsonl_numbered
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 SEEDS_PATH = DATA_DIR / "seeds.jsonl"
