@@ -152,7 +152,7 @@ def test_recipe_tasks_exist_in_lm_eval_and_unsafe_ones_are_refused(full_index):
             continue
         recipe = load_recipe(path)
         for stage in recipe.pipeline.order:
-            tasks = getattr(recipe.stage_params(stage), "general_tasks", None)
+            tasks = getattr(recipe.stages.get(stage), "general_tasks", None)
             if tasks:
                 named[f"{path.name}:{stage}"] = list(tasks)
                 ga.check_tasks(full_index, tasks)  # raises on a stale name
