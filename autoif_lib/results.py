@@ -73,6 +73,61 @@ def followbench_rows(checkpoint: str, summary: Mapping[str, Any], iteration: int
     return rows
 
 
+def evaluation_rows(run_dir: Path, stage: str, deltas: Mapping[str, str], scored: Mapping[str, str]) -> list[dict]:
+    """The rows of an evaluation stage written by ``evaluation.save_comparison``: per evaluated checkpoint, IFEval,
+    IFBench and FollowBench from their summaries and the held-out pass rate; ``scored`` splits (split -> metric)
+    as their own metric from the paired rows; the paired differences (``deltas``: split -> metric; ``delta_*``
+    against the base, ``init_delta_*`` against the checkpoint's init); lm-eval's general abilities."""
+    d = stage_dir(run_dir, stage)
+    m = io.read_json(d / "metrics.json")
+    rows = []
+    for name in m["checkpoints"]:  # the evaluated ones, in the recipe's order; skipped ones have no rows
+        rows += benchmark_rows(name, io.read_json(d / f"ifeval_{name}_summary.json"))
+        if (d / f"ifbench_{name}_summary.json").is_file():  # runs from before IFBench, or with it off, have none
+            rows += benchmark_rows(name, io.read_json(d / f"ifbench_{name}_summary.json"), prefix="ifbench_")
+        if (d / f"followbench_{name}_summary.json").is_file():
+            rows += followbench_rows(name, io.read_json(d / f"followbench_{name}_summary.json"))
+        h = m.get("heldout", {}).get(name) or {}
+        if h.get("mean_pass_rate") is not None:
+            se = h.get("mean_pass_rate_se")
+            rows.append(metric_row(name, "heldout_pass_rate", 100 * h["mean_pass_rate"],
+                                   None if se is None else 100 * se, h.get("n")))
+    for r in m.get("paired") or []:
+        if r["split"] in scored:
+            rows.append(metric_row(r["checkpoint"], scored[r["split"]], 100 * r["score_mean"], 100 * r["score_se"],
+                                   r["score_n"]))
+    general = {n: io.read_json(d / f"general_{n}.json") for n in m["checkpoints"] if (d / f"general_{n}.json").is_file()}
+    return rows + paired_rows(m.get("paired") or [], deltas) + general_rows(general)
+
+
+ITEM_SPLITS = ("ifeval", "ifbench", "trained_instructions", "heldout_instructions")
+
+
+def evaluation_items(run_dir: Path, stage: str, names: Mapping[str, str] | None = None) -> dict[str, dict[str, dict]]:
+    """Per-item scores an evaluation stage wrote: checkpoint -> split -> {item id: score}. IFEval and IFBench give
+    the prompt-level strict verdict (0/1) by prompt key, the held-out verifier splits the pass rate by
+    ``pair_id``. ``names``: file name -> checkpoint (default: the stage's ``checkpoints``, named as in the
+    files). The input of paired tests across runs (``method_pairs``): runs that answered the same items pair."""
+    d = stage_dir(run_dir, stage)
+    if names is None:
+        names = {n: n for n in io.read_json(d / "metrics.json")["checkpoints"]}
+    out: dict[str, dict[str, dict]] = {}
+    for fname, ck in names.items():
+        got = {}
+        for split in ITEM_SPLITS:
+            f = d / f"{split}_{fname}.jsonl"
+            if not f.is_file():
+                continue
+            recs = io.read_jsonl(f)
+            if split in ("ifeval", "ifbench"):
+                got[split] = {r["key"]: float(r["follow_all_strict"]) for r in recs}
+            else:
+                got[split] = {r["pair_id"]: float(r["pass_rate"]) for r in recs}
+        if got:
+            out[ck] = got
+    return out
+
+
 def general_rows(results: Mapping[str, Mapping[str, Any]], base: str = "base",
                  iteration_of: Mapping[str, int] | None = None) -> list[dict]:
     """lm-eval results per checkpoint (``general_abilities.run``) as rows ``general_<task>_<metric>`` (percent

@@ -65,13 +65,19 @@ def completion_pass_rates(texts: Sequence[str], functions: Sequence[Sequence[str
     return [r["pass_rate"] for r in scored]
 
 
-def verifier_reward(runner: Callable) -> Callable:
-    """A TRL reward function ``(prompts, completions, verifiers, **kw) -> list[float]``: the pass rate."""
+def verifier_reward(runner: Callable, mode: str = "pass_rate") -> Callable:
+    """A TRL reward function ``(prompts, completions, verifiers, **kw) -> list[float]``: each completion's pass
+    rate over its prompt's verifiers (``mode="pass_rate"``), or 1.0 only when every verifier passes
+    (``"all_pass"``). Errors, timeouts and non-bool verdicts fail, as everywhere (``pass_rates``)."""
+    if mode not in ("pass_rate", "all_pass"):
+        raise ValueError(f"verifier reward mode: pass_rate or all_pass, got {mode!r}")
+
     def reward(prompts=None, completions=None, verifiers=None, **kwargs) -> list[float]:
         texts = [c[-1]["content"] if isinstance(c, list) else str(c) for c in completions]
-        return completion_pass_rates(texts, verifiers, runner)
+        rates = completion_pass_rates(texts, verifiers, runner)
+        return rates if mode == "pass_rate" else [float(r == 1.0) for r in rates]
 
-    reward.__name__ = "verifier_pass_rate"
+    reward.__name__ = f"verifier_{mode}"
     return reward
 
 

@@ -114,7 +114,7 @@ class TrainFields:
 
     def trl_key(self) -> str:
         """The stage's TRL dict (each training stage has one)."""
-        return next(k for k in ("sft", "dpo", "online") if hasattr(self, k))
+        return next(k for k in ("sft", "dpo", "online", "grpo") if hasattr(self, k))
 
     def batch_plan(self) -> dict:
         """per-device batch x accumulation x world = global batch, as this stage will train."""

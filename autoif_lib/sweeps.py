@@ -374,7 +374,24 @@ def write_results(sw: Sweep, outputs: str | None = None) -> Path:
     sweep_dir = sw.dir(outputs)
     path = results.write_table(table_rows(sw, outputs), sweep_dir / "results.csv")
     io.write_json(sweep_dir / "sweep.json", describe(sw, outputs))
+    write_paired(sw, outputs)
     return path
+
+
+def write_paired(sw: Sweep, outputs: str | None = None) -> Path | None:
+    """``paired.csv`` beside the results: every trained checkpoint against its base and against the other
+    variants' checkpoints of the same seed, item by item (``method_pairs``). Only for sweeps of several variants."""
+    from . import method_pairs
+
+    sweep_dir = sw.dir(outputs or sw.outputs)
+    cells = []
+    for c in sw.cells:
+        rec = cell_record(sweep_dir, c)
+        if rec and rec.get("status") == DONE and Path(rec.get("run_dir") or "").is_dir():
+            cells.append({"variant": c.variant, "seed": c.seed, "pipeline": rec["pipeline"], "run_dir": rec["run_dir"]})
+    if len({c["variant"] for c in cells}) < 2:
+        return None
+    return method_pairs.write(method_pairs.paired_table(cells), sweep_dir / "paired.csv")
 
 
 def describe(sw: Sweep, outputs: str | None = None) -> dict:
@@ -553,6 +570,17 @@ def draw_figures(sw: Sweep, results_path: Path, echo: Callable = print) -> list[
                                       out_dir, f"{pipeline}_iterations", close=True)
             except (ValueError, KeyError) as e:
                 echo(f"iteration figure ({pipeline}): skipped ({e})")
+        paired_csv = Path(results_path).parent / "paired.csv"
+        if paired_csv.is_file():
+            import csv
+
+            from . import method_pairs
+
+            def num(v):
+                return None if v in ("", None) else float(v)
+            prs = [{**r, **{k: num(r[k]) for k in ("diff", "lo", "hi", "p", "n")}} for r in csv.DictReader(paired_csv.open())]
+            if prs:
+                written += paper.save(method_pairs.plot(prs), out_dir, "paired", close=True)
         present = set(df["metric"])
         if paper.GENERALIZATION_OOD in present and present & set(paper.GENERALIZATION_IN):
             try:

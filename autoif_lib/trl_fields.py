@@ -21,6 +21,7 @@ from pathlib import Path
 _LOCATIONS = {
     "SFTConfig": ("trl", "trainer/sft_config.py"),
     "DPOConfig": ("trl", "trainer/dpo_config.py"),
+    "GRPOConfig": ("trl", "trainer/grpo_config.py"),
     "TrainingArguments": ("transformers", "training_args.py"),
 }
 

@@ -8,8 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from autoif_lib import evaluation as evaluate, scoring  # noqa: E402
-from autoif_lib.autoif import responses  # noqa: E402
+from autoif_lib import evaluation as evaluate, instruction_sets, scoring  # noqa: E402
 
 
 def _runner(functions, inputs):
@@ -26,14 +25,14 @@ def test_heldout_pairs_and_pass_rate():
     held = [{"id": "h0", "instruction": "Answer in lowercase.", "functions": [
         {"src": "def evaluate(r):\n    return r.islower()"}, {"src": "def evaluate(r):\n    return len(r) < 10"}]}]
     queries = [{"id": f"q{i}", "query": f"question {i}"} for i in range(5)]
-    pairs = responses.heldout_pairs(held, queries, 2, seed=0, layout="instruction_first")
+    pairs = instruction_sets.heldout_pairs(held, queries, 2, seed=0, layout="instruction_first")
     assert len(pairs) == 2 and all(p["prompt"].startswith("Answer in lowercase.") for p in pairs)
     items = evaluate.item_scores(pairs, [["short"], ["Not Lower And Long"]], held, _runner)
     assert [r["pass_rate"] for r in items] == [1.0, 0.0]  # both functions pass; neither does
     assert scoring.summarize([r["pass_rate"] for r in items]) == {"n": 2, "mean_pass_rate": 0.5,
                                                                   "mean_pass_rate_se": 0.5, "full_pass": 0.5}
     assert evaluate.item_scores([], [], held, _runner) == []
-    assert responses.heldout_pairs(held, queries, 0, 0, "instruction_first") == []
+    assert instruction_sets.heldout_pairs(held, queries, 0, 0, "instruction_first") == []
 
 
 def test_comparison_table_and_plots():

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from autoif_lib import evaluation
+from autoif_lib import evaluation, instruction_sets
 from autoif_lib import seeds
-from autoif_lib.autoif import responses
 from autoif_lib.autoif.stages import ResponsesParams, VerifiersParams
 from autoif_lib.params import ParamsError, build
 from autoif_lib.sandbox import Sandbox, SandboxConfig
@@ -29,20 +28,20 @@ def box():
 
 
 def test_split_queries_is_seeded_disjoint_and_sized():
-    train, held = responses.split_queries(QUERIES, 0.4, seed=0)
+    train, held = instruction_sets.split_queries(QUERIES, 0.4, seed=0)
     assert len(held) == 20 and len(train) == 30
     assert not {q["id"] for q in train} & {q["id"] for q in held}
-    assert responses.split_queries(QUERIES, 0.4, seed=0) == (train, held)
-    assert responses.split_queries(QUERIES, 0.4, seed=1)[1] != held
-    assert responses.split_queries(QUERIES, 0.0, seed=0) == (QUERIES, [])
+    assert instruction_sets.split_queries(QUERIES, 0.4, seed=0) == (train, held)
+    assert instruction_sets.split_queries(QUERIES, 0.4, seed=1)[1] != held
+    assert instruction_sets.split_queries(QUERIES, 0.0, seed=0) == (QUERIES, [])
     # training pairs built from the training side never see a held-out query
-    pairs = responses.pair([BANG, DOTS], train, 12, seed=0)
+    pairs = instruction_sets.pair([BANG, DOTS], train, 12, seed=0)
     assert {p["query_id"] for p in pairs} <= {q["id"] for q in train}
 
 
 def test_probe_keeps_exactly_the_instructions_in_range(box):
     ins = [BANG, DOTS, ANY]
-    pairs = responses.probe_pairs(ins, QUERIES, 4, seed=0, layout="instruction_first")
+    pairs = instruction_sets.probe_pairs(ins, QUERIES, 4, seed=0, layout="instruction_first")
     assert len(pairs) == 12
     # hand-made 'model answers': bang passes 2 of 4, dots 0 of 4, any 4 of 4
     answers = {"bang": ["Wow!", "ok", "Great!", "fine"], "dots": ["a", "b", "c", "d"], "any": ["x", "y", "z", "w"]}
@@ -52,36 +51,36 @@ def test_probe_keeps_exactly_the_instructions_in_range(box):
         k = seen.get(p["instruction_id"], 0)
         seen[p["instruction_id"]] = k + 1
         outs.append([answers[p["instruction_id"]][k]])
-    table = responses.probe_table(pairs, outs, ins, box.verdicts, 0.05, 0.75)
+    table = instruction_sets.probe_table(pairs, outs, ins, box.verdicts, 0.05, 0.75)
     got = {r["instruction_id"]: (r["pass_rate"], r["n"], r["reason"]) for r in table}
     assert got == {"bang": (0.5, 4, "in_range"), "dots": (0.0, 4, "probe_below_range"),
                    "any": (1.0, 4, "probe_above_range")}
-    kept, dropped = responses.select_learnable(ins, table)
+    kept, dropped = instruction_sets.select_learnable(ins, table)
     assert [i["id"] for i in kept] == ["bang"]
     assert dropped == {"probe_below_range": 1, "probe_above_range": 1}
-    bars = responses.plot_probe(table).axes[0].containers[0]  # one bar per instruction, sorted by pass rate
+    bars = instruction_sets.plot_probe(table).axes[0].containers[0]  # one bar per instruction, sorted by pass rate
     assert [b.get_width() for b in bars] == [0.0, 0.5, 1.0]
 
 
 def test_evaluation_items_use_only_heldout_queries_and_refuse_without_them():
-    train_q, held_q = responses.split_queries(QUERIES, 0.4, seed=0)
-    ev = responses.evaluation_items([BANG, DOTS], [ANY], QUERIES, held_q, 5, 7, seed=0, layout="instruction_first")
+    train_q, held_q = instruction_sets.split_queries(QUERIES, 0.4, seed=0)
+    ev = instruction_sets.evaluation_items([BANG, DOTS], [ANY], QUERIES, held_q, 5, 7, seed=0, layout="instruction_first")
     assert [len(ev["trained_instructions"]), len(ev["heldout_instructions"])] == [10, 7]
     held_ids = {q["id"] for q in held_q}
     assert all(p["query_id"] in held_ids for ps in ev.values() for p in ps)
     assert {p["split"] for p in ev["trained_instructions"]} == {"trained_instructions"}
     assert len({p["pair_id"] for p in ev["trained_instructions"]}) == 10
     with pytest.raises(ValueError, match="heldout_query_fraction"):
-        responses.evaluation_items([BANG], [ANY], QUERIES, [], 5, 7, seed=0, layout="instruction_first")
+        instruction_sets.evaluation_items([BANG], [ANY], QUERIES, [], 5, 7, seed=0, layout="instruction_first")
     # without held-out queries the held-out instructions draw from the pool, as before
-    old = responses.evaluation_items([BANG], [ANY], QUERIES, [], 0, 3, 0, "instruction_first")["heldout_instructions"]
-    assert [p["pair_id"] for p in old] == [p["pair_id"] for p in responses.heldout_pairs([ANY], QUERIES, 3, 0, "instruction_first")]
-    items = responses.as_probe_items(ev, [BANG, DOTS, ANY])
+    old = instruction_sets.evaluation_items([BANG], [ANY], QUERIES, [], 0, 3, 0, "instruction_first")["heldout_instructions"]
+    assert [p["pair_id"] for p in old] == [p["pair_id"] for p in instruction_sets.heldout_pairs([ANY], QUERIES, 3, 0, "instruction_first")]
+    items = instruction_sets.as_probe_items(ev, [BANG, DOTS, ANY])
     assert len(items) == 17 and items[0]["prompt"][0]["role"] == "user" and items[0]["verifiers"] == [BANG["functions"][0]["src"]]
 
 
 def test_item_scores_and_paired_table_on_real_verdicts(box):
-    ev = responses.evaluation_items([BANG], [], QUERIES, QUERIES[:10], 10, 0, seed=0, layout="instruction_first")
+    ev = instruction_sets.evaluation_items([BANG], [], QUERIES, QUERIES[:10], 10, 0, seed=0, layout="instruction_first")
     ps = ev["trained_instructions"]
     base = evaluation.item_scores(ps, [["no"]] * 10, [BANG], box.verdicts)
     better = evaluation.item_scores(ps, [["yes!"]] * 8 + [["no"]] * 2, [BANG], box.verdicts)

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from autoif_lib import scoring
+from autoif_lib import instruction_sets, scoring
 from autoif_lib.autoif import export, prompts, responses
 
 INSTR = [{"id": f"i{k}", "instruction": f"Rule number {k}.", "origin": "seed"} for k in range(10)]
@@ -21,14 +21,14 @@ DISTINCT = [{"id": f"d{k}", "instruction": text} for k, text in enumerate(
 
 @pytest.mark.parametrize("grouping", ["families", "near_duplicates"])
 def test_split_heldout_is_seeded_and_disjoint(grouping):
-    train, held = responses.split_heldout(DISTINCT, 0.2, seed=3, grouping=grouping)
+    train, held = instruction_sets.split_heldout(DISTINCT, 0.2, seed=3, grouping=grouping)
     assert len(held) == 2 and len(train) == 8
     assert not {r["id"] for r in train} & {r["id"] for r in held}
-    assert responses.split_heldout(DISTINCT, 0.2, seed=3, grouping=grouping) == (train, held)
-    assert responses.split_heldout(DISTINCT[:1], 0.5, 0, grouping=grouping) == (DISTINCT[:1], [])  # never the only one
-    assert responses.split_heldout(DISTINCT[:2], 0.01, 0, grouping=grouping)[1] != []  # at least one when asked
+    assert instruction_sets.split_heldout(DISTINCT, 0.2, seed=3, grouping=grouping) == (train, held)
+    assert instruction_sets.split_heldout(DISTINCT[:1], 0.5, 0, grouping=grouping) == (DISTINCT[:1], [])  # never the only one
+    assert instruction_sets.split_heldout(DISTINCT[:2], 0.01, 0, grouping=grouping)[1] != []  # at least one when asked
     with pytest.raises(ValueError, match="grouping"):
-        responses.split_heldout(DISTINCT, 0.2, 0, grouping="embedding")
+        instruction_sets.split_heldout(DISTINCT, 0.2, 0, grouping="embedding")
 
 
 def _fn(src):
@@ -57,16 +57,16 @@ VARIANTS = [
 
 
 def test_families_group_self_instruct_variants_and_keep_them_on_one_side():
-    groups = [sorted(r["id"] for r in g) for g in responses.family_groups(VARIANTS)]
+    groups = [sorted(r["id"] for r in g) for g in instruction_sets.family_groups(VARIANTS)]
     # same template with another letter / quoted word; the same verifier but for a constant; regex verifiers
     # whose patterns differ are different constraints
     assert sorted(groups) == [["b", "c"], ["kw1", "kw2"], ["pct"], ["q"], ["w50", "w80"]]
     # the lexical grouping of before keeps none of them together (they are not paraphrases)
-    assert all(len(g) == 1 for g in responses.near_duplicate_groups(VARIANTS))
+    assert all(len(g) == 1 for g in instruction_sets.near_duplicate_groups(VARIANTS))
     straddled = 0
     for seed in range(30):
         for grouping in ("families", "near_duplicates"):
-            train, held = responses.split_heldout(VARIANTS, 0.3, seed, grouping=grouping)
+            train, held = instruction_sets.split_heldout(VARIANTS, 0.3, seed, grouping=grouping)
             side = {r["id"]: "train" for r in train} | {r["id"]: "held" for r in held}
             split = [f for f in (("b", "c"), ("w50", "w80"), ("kw1", "kw2")) if side[f[0]] != side[f[1]]]
             if grouping == "families":
@@ -77,12 +77,12 @@ def test_families_group_self_instruct_variants_and_keep_them_on_one_side():
 
 
 def test_template_key_and_verifier_skeleton_mask_arguments_only():
-    assert responses.template_key("Use at least 3 bullets.") == responses.template_key("Use at least five bullets.")
-    assert responses.template_key("Use at least 3 bullets.") != responses.template_key("Use at most 3 bullets.")
-    a = responses.verifier_skeleton("def evaluate(response):\n    return 'x' in response\n")
-    assert a == responses.verifier_skeleton("def evaluate(response):\n    # any\n    return \"yz\" in response\n")
-    assert a != responses.verifier_skeleton("def evaluate(response):\n    return 'x' not in response\n")
-    assert responses.verifier_skeleton("def evaluate(response:\n    return '") == ""  # does not tokenize: no key
+    assert instruction_sets.template_key("Use at least 3 bullets.") == instruction_sets.template_key("Use at least five bullets.")
+    assert instruction_sets.template_key("Use at least 3 bullets.") != instruction_sets.template_key("Use at most 3 bullets.")
+    a = instruction_sets.verifier_skeleton("def evaluate(response):\n    return 'x' in response\n")
+    assert a == instruction_sets.verifier_skeleton("def evaluate(response):\n    # any\n    return \"yz\" in response\n")
+    assert a != instruction_sets.verifier_skeleton("def evaluate(response):\n    return 'x' not in response\n")
+    assert instruction_sets.verifier_skeleton("def evaluate(response:\n    return '") == ""  # does not tokenize: no key
 
 
 def test_split_heldout_keeps_near_duplicate_paraphrases_together():
@@ -92,21 +92,21 @@ def test_split_heldout_keeps_near_duplicate_paraphrases_together():
            {"id": "d", "instruction": "Use exactly three sentences."},
            {"id": "e", "instruction": "Answer in the future tense only."}]
     for seed in range(20):
-        train, held = responses.split_heldout(ins, 0.2, seed)
+        train, held = instruction_sets.split_heldout(ins, 0.2, seed)
         ids_t, ids_h = {r["id"] for r in train}, {r["id"] for r in held}
         assert ids_h and ids_t and not ids_t & ids_h and ids_t | ids_h == set("abcde")
         assert {"a", "b"} <= ids_t or {"a", "b"} <= ids_h, (seed, ids_h)  # never split across
 
 
 def test_pair_is_seeded_per_instruction_and_uses_layout():
-    a = responses.pair(INSTR[:3], QUERIES, m=4, seed=0)
-    assert len(a) == 12 and a == responses.pair(INSTR[:3], QUERIES, m=4, seed=0)
+    a = instruction_sets.pair(INSTR[:3], QUERIES, m=4, seed=0)
+    assert len(a) == 12 and a == instruction_sets.pair(INSTR[:3], QUERIES, m=4, seed=0)
     # adding an instruction does not change the queries of the others
-    b = responses.pair(INSTR[:4], QUERIES, m=4, seed=0)
+    b = instruction_sets.pair(INSTR[:4], QUERIES, m=4, seed=0)
     assert b[:12] == a
     assert len({p["query_id"] for p in a if p["instruction_id"] == "i0"}) == 4  # no repeats
     assert a[0]["prompt"] == f"{a[0]['instruction']}\n\n{a[0]['query']}"
-    q = responses.pair(INSTR[:1], QUERIES, m=1, seed=0, layout="query_first")[0]
+    q = instruction_sets.pair(INSTR[:1], QUERIES, m=1, seed=0, layout="query_first")[0]
     assert q["prompt"] == f"{q['query']}\n\n{q['instruction']}" and q["layout"] == "query_first"
     with pytest.raises(ValueError, match="unknown layout"):
         prompts.combine_turn("a", "b", "sideways")

@@ -135,3 +135,33 @@ def metrics(records: Sequence[dict], parsed: Sequence[tuple[list[str], str | Non
             "n_backtranslations": sum(len(b) for b, _ in parsed),
             "kept_by_origin": by_origin(res["kept"]), "rejects": dict(res["rejects"]),
             "unparsed_backtranslations": sum(1 for _, r in parsed if r)}
+
+
+def backtranslate(ctx, records: Sequence[dict]) -> tuple[object, list[str], list[tuple[list[str], str | None]]]:
+    """Stage 04's model calls: (the generator, one reply per record, each parsed); with ``backtranslate: false``
+    no call (nothing to parse, the generator is None)."""
+    from ..models import SamplingParams
+
+    p = ctx.p
+    gen, replies = None, []
+    if p.backtranslate:
+        gen = ctx.generator(p.supervisor)
+        replies = [o[0] for o in gen.generate(build_requests(records, p.n_functions), SamplingParams.of(p),
+                                               desc="back-translate")]
+    print(replies[0][:600] if replies else "nothing to back-translate" if p.backtranslate else "skipped: backtranslate is false")
+    return gen, replies, [parse_backtranslations(t, p.n_functions) for t in replies]
+
+
+def filter_contradictions(ctx, records: Sequence[dict], backs: Sequence[list[str]], gen) -> tuple[object, dict]:
+    """Stage 04's NLI filter: (the judge, the filter's result); with ``backtranslate: false`` every record passes
+    through unjudged (the judge is None)."""
+    from . import nli
+
+    p = ctx.p
+    if not p.backtranslate:
+        return None, passthrough(records)
+    judge = nli.make_judge(p.nli_backend, p.nli_model, gen, p.seed)
+    pairs = pairs_for(records, backs)
+    labels = judge.predict([(a, b) for _, a, b in pairs]) if pairs else []
+    return judge, apply_filter(records, backs, group_labels(len(records), pairs, labels), p.max_contradictions,
+                               p.drop_unparsed)

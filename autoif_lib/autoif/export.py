@@ -142,3 +142,31 @@ def write_card(ctx, n_sft: int, n_dpo: int, n_online: int, n_heldout: int, layou
     ctx.write_json("card_counts.json", counts)
     ctx.write_text("README.md", dataset_card(counts, settings, FILES))
     return counts
+
+
+def instruction_level(ctx, instructions: Sequence[dict], train_ids: set[str]) -> list[dict]:
+    """Stage 07's instruction-level pairs for the training instructions (``instruction_level_pairs``; [] when off):
+    ranked by the pass rates their kept functions measure on the test cases, in the sandbox."""
+    p = ctx.p
+    if not p.instruction_level_pairs:
+        return []
+    with ctx.sandbox() as box:
+        pairs, _ = instruction_pairs([i for i in instructions if i["id"] in train_ids], box.verdicts, p.chosen_min_pass,
+                                     p.chosen_inclusive, p.rejected_max_pass, p.max_instruction_pairs, p.seed)
+    return pairs
+
+
+def load_back(ctx, expected: dict[str, Sequence[str]]) -> dict:
+    """The written training files loaded as Hugging Face datasets (what a trainer will see), each checked for the
+    columns TRL expects (``expected``: file -> columns): name -> (rows, columns); an empty file is left out."""
+    import datasets
+
+    out = {}
+    for name, columns in expected.items():
+        if ctx.path(name).stat().st_size:
+            ds = datasets.load_dataset("json", data_files=str(ctx.path(name)), split="train")
+            missing = sorted(set(columns) - set(ds.column_names))
+            if missing:
+                raise ValueError(f"{name}: loaded without the column(s) {missing} TRL needs; it has {ds.column_names}")
+            out[name] = (ds.num_rows, ds.column_names)
+    return out

@@ -50,6 +50,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
+from ..instruction_sets import dedup_key, near_duplicate, near_features, token_features  # shared by every method's split
+
 __all__ = [
     "REJECT_REASONS",
     "ParsedSample",
@@ -402,51 +404,19 @@ def parse_instruction_list(text: str) -> tuple[list[str], Counter]:
 # ====================================================================== dedup
 
 
-def dedup_key(s: str) -> str:
-    """Lowercase (casefold, NFKC), punctuation/symbols to spaces, whitespace collapsed."""
-    s = unicodedata.normalize("NFKC", str(s)).casefold()
-    # Keep letters, combining marks and numbers; everything else separates words.
-    return _collapse("".join(c if unicodedata.category(c)[0] in "LMN" else " " for c in s))
-
-
-def _features(key: str) -> tuple[frozenset[str], frozenset[str]]:
-    """(token set, tokens containing digits) of a dedup key."""
-    toks = frozenset(key.split())
-    return toks, frozenset(t for t in toks if any(ch.isdigit() for ch in t))
-
-
-def _near(fa: tuple[frozenset, frozenset], fb: tuple[frozenset, frozenset], threshold: float) -> bool:
-    """Jaccard(token sets) >= threshold and identical numeric tokens."""
-    (ta, na), (tb, nb) = fa, fb
-    if na != nb:
-        return False
-    if not ta or not tb:
-        return ta == tb
-    small, big = sorted((len(ta), len(tb)))
-    if small / big < threshold:  # Jaccard can never exceed the size ratio; skip the set ops
-        return False
-    return len(ta & tb) / len(ta | tb) >= threshold
-
-
-def near_duplicate(a: str, b: str, threshold: float = 0.85) -> bool:
-    """True if the dedup keys are equal, or token-set Jaccard >= threshold with the same numbers."""
-    ka, kb = dedup_key(a), dedup_key(b)
-    return ka == kb or _near(_features(ka), _features(kb), threshold)
-
-
 def dedup(instructions: list[str], existing: Iterable[str] = (), threshold: float = 0.85) -> tuple[list[str], Counter]:
     """Drop exact and near duplicates against ``existing`` and earlier items; keep first occurrences."""
     rejects: Counter = Counter()
     keys = {dedup_key(e) for e in existing}
-    pool = [_features(k) for k in keys]
+    pool = [token_features(k) for k in keys]
     kept: list[str] = []
     for s in instructions:
         key = dedup_key(s)
         if key in keys:
             rejects["exact_duplicate"] += 1
             continue
-        feat = _features(key)
-        if any(_near(feat, other, threshold) for other in pool):
+        feat = token_features(key)
+        if any(near_features(feat, other, threshold) for other in pool):
             rejects["near_duplicate"] += 1
             continue
         keys.add(key)

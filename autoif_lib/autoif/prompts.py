@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from ..instruction_sets import combine_turn  # the one user-turn layout every method trains and evaluates on
+
 Messages = list[dict]
 
 # What self-instruct must not produce: constraints a program cannot check.
@@ -83,21 +85,6 @@ def nli(premise: str, hypothesis: str) -> Messages:
 def response(instruction: str, query: str, layout: str = "instruction_first") -> Messages:
     """A user turn that combines a query with an instruction (layout is a param, see combine_turn)."""
     return [{"role": "user", "content": combine_turn(instruction, query, layout)}]
-
-
-def combine_turn(instruction: str, query: str, layout: str = "instruction_first") -> str:
-    """The single user turn used for generation *and* for the exported training data.
-
-    The reference code puts the instruction before the query when generating but after it in the SFT
-    data; we use one layout for both, chosen by a param, so the model is trained on what was verified.
-    """
-    instruction = instruction.strip()
-    query = query.strip()
-    if layout == "instruction_first":
-        return f"{instruction}\n\n{query}"
-    if layout == "query_first":
-        return f"{query}\n\n{instruction}"
-    raise ValueError(f"unknown layout {layout!r}; use instruction_first or query_first")
 
 
 def quality_judge(instruction: str, query: str, answer: str, lo: int = 1) -> Messages:

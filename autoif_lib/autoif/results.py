@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import io
-from ..results import benchmark_rows, followbench_rows, general_rows, metric_row, paired_rows, stage_dir
+from ..results import evaluation_items, evaluation_rows
 
 EVAL_STAGE = "11_evaluate"
 IFEVAL = ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")
@@ -27,23 +26,9 @@ METRICS = IFEVAL + IFBENCH + FOLLOWBENCH + ("heldout_pass_rate", "trained_pass_r
 
 
 def collect(run_dir: Path) -> list[dict]:
-    d = stage_dir(run_dir, EVAL_STAGE)
-    m = io.read_json(d / "metrics.json")
-    rows = []
-    for name in m["checkpoints"]:  # the evaluated ones, in the recipe's order; skipped ones have no rows
-        rows += benchmark_rows(name, io.read_json(d / f"ifeval_{name}_summary.json"))
-        if (d / f"ifbench_{name}_summary.json").is_file():  # runs from before IFBench, or with it off, have none
-            rows += benchmark_rows(name, io.read_json(d / f"ifbench_{name}_summary.json"), prefix="ifbench_")
-        if (d / f"followbench_{name}_summary.json").is_file():
-            rows += followbench_rows(name, io.read_json(d / f"followbench_{name}_summary.json"))
-        h = m.get("heldout", {}).get(name) or {}
-        if h.get("mean_pass_rate") is not None:
-            se = h.get("mean_pass_rate_se")
-            rows.append(metric_row(name, "heldout_pass_rate", 100 * h["mean_pass_rate"],
-                                   None if se is None else 100 * se, h.get("n")))
-    for r in m.get("paired") or []:  # recipes that score trained instructions on held-out queries, and the deltas
-        if r["split"] in SCORED:
-            rows.append(metric_row(r["checkpoint"], SCORED[r["split"]], 100 * r["score_mean"], 100 * r["score_se"],
-                                   r["score_n"]))
-    general = {n: io.read_json(d / f"general_{n}.json") for n in m["checkpoints"] if (d / f"general_{n}.json").is_file()}
-    return rows + paired_rows(m.get("paired") or [], DELTAS) + general_rows(general)
+    return evaluation_rows(run_dir, EVAL_STAGE, DELTAS, SCORED)
+
+
+def items(run_dir: Path) -> dict[str, dict[str, dict]]:
+    """Per-item scores by checkpoint and split (``results.evaluation_items``): the paired tests across methods."""
+    return evaluation_items(run_dir, EVAL_STAGE)

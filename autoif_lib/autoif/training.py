@@ -198,6 +198,12 @@ def online_loop(job: TrainJob, runner) -> dict:
             "steps": steps, "trained": steps > 0, "pass_curve": curve, "world_size": distributed.world_size()}
 
 
+def instructions_with_pairs(ctx, checkpoints) -> list[str]:
+    """The trained instructions online DPO found pairs for (stage 11's ``online_instructions`` split); [] when
+    online DPO is not among the evaluated checkpoints."""
+    return ctx.upstream_metrics("10_online_dpo").get("instructions_with_pair", []) if "online_dpo" in checkpoints else []
+
+
 def setting(supervisor_model: str, base_model: str) -> str:
     """AutoIF's two settings: the supervisor trains itself, or a stronger one teaches a weaker base."""
     return "self_alignment" if supervisor_model == base_model else "strong_to_weak"

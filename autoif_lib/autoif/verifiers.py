@@ -90,3 +90,18 @@ def funnel(res: dict):
     n_cases = sum(s["n_cases"] for s in res["samples"] if s["status"] == "ok")
     f.step("cases proposed → valid", n_cases_raw, n_cases, dict(res["case_rejects"]))
     return f
+
+
+def sample(ctx, instructions: Sequence[dict]) -> list[list[str]]:
+    """Stage 02's model calls: ``n_samples`` verifier samples per instruction from the supervisor; with
+    ``n_samples: 0`` none (the reference verifiers only, no model call), one empty list per instruction."""
+    from ..models import SamplingParams
+
+    p = ctx.p
+    if not p.n_samples:
+        print("n_samples is 0: no model-written verifiers; the seeds' reference verifiers only")
+        return [[] for _ in instructions]
+    out = ctx.generator(p.supervisor).generate(build_requests(instructions, p.cases_per_sample),
+                                               SamplingParams.of(p, n=p.n_samples), desc="verifiers")
+    print(out[0][0][:1200] if out and out[0] else "(no sample)")
+    return out

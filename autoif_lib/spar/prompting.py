@@ -87,11 +87,12 @@ def prefilter(ctx, requests: Sequence[dict]) -> tuple[list[dict], list[dict]]:
     return list(requests), []
 
 
-def seed_constraints() -> list[dict]:
-    """AutoIF's seed constraints with their reference verifiers (the verifiable pool for ``compose``)."""
+def seed_constraints(path=None) -> list[dict]:
+    """Seed constraints with their reference verifiers (the verifiable pool for ``compose``): the shipped seeds, or
+    the seed file ``path`` (``seeds.load_seeds``'s format)."""
     from ..seeds import load_seeds
 
-    return [s for s in load_seeds() if s.get("verifier")]
+    return [s for s in load_seeds(path) if s.get("verifier")]
 
 
 def make_prompts(ctx, requests: Sequence[dict]) -> dict:
@@ -101,7 +102,7 @@ def make_prompts(ctx, requests: Sequence[dict]) -> dict:
     if p.source == "file":  # already evolved: nothing to write
         return {"prompts": list(requests), "rejects": Counter(), "log": []}
     if p.source == "compose":
-        recs = evolve.compose(requests, seed_constraints(), p.min_constraints, p.max_constraints, p.seed)
+        recs = evolve.compose(requests, seed_constraints(ctx.input(p.seeds_file) if p.seeds_file else None), p.min_constraints, p.max_constraints, p.seed)
         return {"prompts": recs, "rejects": Counter(), "log": []}
     mains = evolve.choose_main_constraints(len(requests), p.seed)
     convs = [prompts.evolve(evolve.request_text(r), m) for r, m in zip(requests, mains)]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .. import io
 from ..stats import binomial_se
-from ..results import followbench_rows, general_rows, metric_row, paired_rows, stage_dir
+from ..results import evaluation_items, followbench_rows, general_rows, metric_row, paired_rows, stage_dir
 
 EVAL_STAGE = "20_evaluate"
 IFEVAL = ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")
@@ -87,3 +87,12 @@ def collect(run_dir: Path) -> list[dict]:
     its = {checkpoint_name(int(r["iteration"])): int(r["iteration"]) for r in m["rows"]}
     general = {n: io.read_json(d / f"general_{n}.json") for n in (m.get("details") or {}).get("general") or []}
     return rows + paired_rows((m.get("details") or {}).get("paired") or [], DELTAS, its) + general_rows(general, "base", its)
+
+
+def items(run_dir: Path) -> dict[str, dict[str, dict]]:
+    """Per-item IFEval and IFBench verdicts of M0 and of every actor that trained (``results.evaluation_items``):
+    the paired tests across methods. SPaR has no held-out verifier splits."""
+    m = io.read_json(stage_dir(run_dir, EVAL_STAGE) / "metrics.json")
+    ts = [int(r["iteration"]) for r in m["rows"]]
+    return evaluation_items(run_dir, EVAL_STAGE, {f"t{t}": checkpoint_name(t) for t in ts
+                                                  if t == 0 or actor_trained(run_dir, t)})

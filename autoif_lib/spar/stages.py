@@ -51,6 +51,9 @@ class PromptsParams(StageParams):
         "llm", "how math and coding requests are left out. llm (paper): the evolve prompt asks the supervisor to "
                "answer None for them, counted as refused_math_or_code (compose has no model: nothing is filtered); "
                "regex: a keyword heuristic before any call (cheap, but it also rejects e.g. 'learn Python'); off")
+    seeds_file: str = param("", "compose: the seed constraints with reference verifiers (seeds.jsonl format, e.g. "
+                                "autoif_lib/data/seeds_cpu.jsonl, the instruction set of the CPU three-way comparison); "
+                                "empty: the 36 shipped seeds", path=True)
     min_constraints: int = param(1, "compose: constraints per prompt at least", min=1, max=4)
     max_constraints: int = param(4, "compose: constraints per prompt at most (paper: main + 1-3)", min=1, max=4)
     temperature: float = param(0.7, "evolve: sampling temperature (released code: 0.7)", min=0.0, max=2.0)
