@@ -27,6 +27,39 @@ class SandboxFields:
 
 
 @dataclass(frozen=True)
+class InstructionSetFields:
+    """How a method trained on verifiable instructions builds its instruction set (``autoif_lib.instruction_sets``):
+    the query pool, the held-out splits, the learnable-range probe and the user-turn layout. One group, so that the
+    same values mean the same set in every method (AutoIF's 05_responses, RLVR's 00_instructions)."""
+
+    queries_file: str = param("", "queries: ShareGPT JSON/JSONL, or JSONL with a text field; empty uses the shipped set", path=True)
+    queries_dataset: str = param("", "a hub dataset id instead of a file (needs hub access), e.g. anon8231489123/ShareGPT_Vicuna_unfiltered")
+    min_query_chars: int = param(20, "drop shorter queries (reference: 20)", min=0)
+    max_query_chars: int = param(300, "drop longer queries (reference: 300)", min=1)
+    heldout_fraction: float = param(0.05, "share of instructions held out for evaluation (never trained on; a family stays together)", min=0.0, max=0.9)
+    heldout_grouping: Literal["families", "near_duplicates"] = param(
+        "families", "what stays on one side of the held-out split: families (variants of one constraint: the same "
+                    "instruction with another letter, number or quoted word, or verifiers that differ only in a "
+                    "constant) or near_duplicates (paraphrases only, token Jaccard >= 0.85; before round two)")
+    heldout_query_fraction: float = param(0.0, "share of the queries held out: no training prompt uses them; the "
+                                               "evaluation scores the trained instructions on them (0: none held out)",
+                                          min=0.0, max=0.9)
+    probe_samples: int = param(0, "probe: sampled responses per instruction, one per training query, scored by its verifiers "
+                                  "(0: no probe, every instruction kept)", min=0)
+    learnable_range: list[float] = param([0.0, 1.0], "probe: keep instructions whose probed pass rate lies in [lo, hi] "
+                                                     "(both split sides; the rest are dropped and counted)")
+    max_instructions: int = param(0, "use at most this many training instructions (0: all)", min=0)
+    queries_per_instruction: int = param(16, "M queries per instruction (AutoIF paper: 16)", min=1)
+    layout: Literal["instruction_first", "query_first"] = param(
+        "instruction_first", "user turn layout, used for generation, training data and evaluation alike")
+
+    def _check_learnable_range(self) -> None:
+        lo, hi = (list(self.learnable_range) + [None, None])[:2]
+        if len(self.learnable_range) != 2 or not all(isinstance(x, (int, float)) for x in (lo, hi)) or not 0 <= lo <= hi <= 1:
+            raise ValueError(f"learnable_range: expected [lo, hi] with 0 <= lo <= hi <= 1, got {self.learnable_range!r}")
+
+
+@dataclass(frozen=True)
 class BenchmarkFields:
     """Benchmarks every method's evaluation stage runs beside IFEval, under the same names."""
 

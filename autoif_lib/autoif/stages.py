@@ -18,7 +18,7 @@ from typing import Literal
 from ..models.spec import ModelSpec
 from ..params import param
 from ..pipeline import StageParams
-from ..stage_fields import BenchmarkFields, QUICKSTART_MODEL, SandboxFields, TrainFields, _check_trl  # noqa: F401  (shared groups)
+from ..stage_fields import BenchmarkFields, InstructionSetFields, QUICKSTART_MODEL, SandboxFields, TrainFields, _check_trl  # noqa: F401  (shared groups)
 
 
 
@@ -126,44 +126,24 @@ class BacktranslateParams(StageParams):
 
 
 @dataclass(frozen=True)
-class ResponsesParams(StageParams, SandboxFields):
+class ResponsesParams(StageParams, SandboxFields, InstructionSetFields):
     """05_responses: pair kept instructions with user queries and sample K responses each.
 
     Optional before that: a probe of the policy's pass rate per instruction (``probe_samples``), keeping
     the instructions in ``learnable_range`` (ones the model never or always satisfies teach nothing), and a
-    held-out share of the queries that no training pair uses (stages 10-11 evaluate on them)."""
+    held-out share of the queries that no training pair uses (stages 10-11 evaluate on them). The instruction-set
+    fields are the shared group (``stage_fields.InstructionSetFields``)."""
 
     supervisor: ModelSpec = param(QUICKSTART_MODEL, "model that answers (the supervision model)")
-    queries_file: str = param("", "queries: ShareGPT JSON/JSONL, or JSONL with a text field; empty uses the shipped set", path=True)
-    queries_dataset: str = param("", "a hub dataset id instead of a file (needs hub access), e.g. anon8231489123/ShareGPT_Vicuna_unfiltered")
-    min_query_chars: int = param(20, "drop shorter queries (reference: 20)", min=0)
-    max_query_chars: int = param(300, "drop longer queries (reference: 300)", min=1)
-    heldout_fraction: float = param(0.05, "share of instructions held out for evaluation (never trained on; a family stays together)", min=0.0, max=0.9)
-    heldout_grouping: Literal["families", "near_duplicates"] = param(
-        "families", "what stays on one side of the held-out split: families (variants of one constraint: the same "
-                    "instruction with another letter, number or quoted word, or verifiers that differ only in a "
-                    "constant) or near_duplicates (paraphrases only, token Jaccard >= 0.85; before round two)")
-    heldout_query_fraction: float = param(0.0, "share of the queries held out: no training pair uses them; stage 11 evaluates "
-                                               "the trained instructions on them (0: none held out)", min=0.0, max=0.9)
     probe_model: str = param("", "model whose pass rate the probe measures (the policy: 08's base_model); empty: the supervisor")
-    probe_samples: int = param(0, "probe: sampled responses per instruction, one per training query, scored by its verifiers "
-                                  "(0: no probe, every instruction kept)", min=0)
-    learnable_range: list[float] = param([0.0, 1.0], "probe: keep instructions whose probed pass rate lies in [lo, hi] "
-                                                     "(both split sides; the rest are dropped and counted)")
-    max_instructions: int = param(0, "use at most this many training instructions (0: all)", min=0)
-    queries_per_instruction: int = param(16, "M queries per instruction (paper: 16)", min=1)
     responses_per_query: int = param(8, "K responses per (instruction, query) (paper: 8)", min=1)
-    layout: Literal["instruction_first", "query_first"] = param(
-        "instruction_first", "user turn layout, used for generation and for the exported training data alike")
     temperature: float = param(0.7, "sampling temperature", min=0.0, max=2.0)
     top_p: float = param(0.95, "nucleus sampling mass", min=0.0, max=1.0)
     max_new_tokens: int = param(1024, "tokens per response", min=8)
     repetition_penalty: float = param(1.0, "1.0 is off", min=0.5, max=3.0)
 
     def __post_init__(self):
-        lo, hi = (list(self.learnable_range) + [None, None])[:2]
-        if len(self.learnable_range) != 2 or not all(isinstance(x, (int, float)) for x in (lo, hi)) or not 0 <= lo <= hi <= 1:
-            raise ValueError(f"learnable_range: expected [lo, hi] with 0 <= lo <= hi <= 1, got {self.learnable_range!r}")
+        self._check_learnable_range()
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,13 @@ from typing import Literal
 from ..models.spec import ModelSpec
 from ..params import param
 from ..pipeline import StageParams
-from ..stage_fields import BenchmarkFields, QUICKSTART_MODEL, SandboxFields, TrainFields, _check_trl
+from ..stage_fields import BenchmarkFields, InstructionSetFields, QUICKSTART_MODEL, SandboxFields, TrainFields, _check_trl
 
 
 @dataclass(frozen=True)
-class InstructionsParams(StageParams, SandboxFields):
-    """00_instructions: instructions with verifiers x user queries; the learnable-range probe; held-out splits."""
+class InstructionsParams(StageParams, SandboxFields, InstructionSetFields):
+    """00_instructions: instructions with verifiers x user queries; the learnable-range probe; held-out splits.
+    The instruction-set fields are AutoIF 05's (``stage_fields.InstructionSetFields``)."""
 
     instructions_file: str = param("", "instructions with verifiers: JSONL of seed records (``instruction`` + a "
                                        "reference ``verifier``, e.g. autoif_lib/data/seeds_cpu.jsonl) or of "
@@ -27,32 +28,13 @@ class InstructionsParams(StageParams, SandboxFields):
                                        "instructions.jsonl); empty: the 36 shipped seeds with their reference verifiers",
                                    path=True)
     policy: ModelSpec = param(QUICKSTART_MODEL, "the policy GRPO trains: the probe measures its pass rate")
-    queries_file: str = param("", "queries: ShareGPT JSON/JSONL, or JSONL with a text field; empty uses the shipped set", path=True)
-    min_query_chars: int = param(20, "drop shorter queries", min=0)
-    max_query_chars: int = param(300, "drop longer queries", min=1)
-    heldout_fraction: float = param(0.05, "share of instructions held out for evaluation (never trained on; a family "
-                                          "stays together)", min=0.0, max=0.9)
-    heldout_grouping: Literal["families", "near_duplicates"] = param(
-        "families", "what stays on one side of the held-out split (as AutoIF's 05_responses)")
-    heldout_query_fraction: float = param(0.0, "share of the queries held out: no training prompt uses them; "
-                                               "02_evaluate scores the trained instructions on them", min=0.0, max=0.9)
-    probe_samples: int = param(0, "probe: sampled answers per instruction from the policy, scored by its verifiers "
-                                  "(0: no probe, every instruction kept)", min=0)
-    learnable_range: list[float] = param([0.0, 1.0], "probe: keep instructions whose pass rate lies in [lo, hi]: GRPO "
-                                                     "learns nothing from a group whose samples all pass or all fail")
-    max_instructions: int = param(0, "use at most this many training instructions (0: all)", min=0)
-    queries_per_instruction: int = param(16, "training prompts per instruction: M seeded queries each", min=1)
-    layout: Literal["instruction_first", "query_first"] = param(
-        "instruction_first", "user turn layout, for training prompts and evaluation alike")
     temperature: float = param(0.7, "probe sampling temperature", min=0.0, max=2.0)
     top_p: float = param(0.95, "probe nucleus sampling mass", min=0.0, max=1.0)
     max_new_tokens: int = param(1024, "tokens per probe answer", min=8)
     repetition_penalty: float = param(1.0, "probe: 1.0 is off", min=0.5, max=3.0)
 
     def __post_init__(self):
-        lo, hi = (list(self.learnable_range) + [None, None])[:2]
-        if len(self.learnable_range) != 2 or not all(isinstance(x, (int, float)) for x in (lo, hi)) or not 0 <= lo <= hi <= 1:
-            raise ValueError(f"learnable_range: expected [lo, hi] with 0 <= lo <= hi <= 1, got {self.learnable_range!r}")
+        self._check_learnable_range()
 
 
 @dataclass(frozen=True)
