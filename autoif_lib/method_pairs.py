@@ -79,6 +79,21 @@ def write(rows: Sequence[Mapping], path: Path) -> Path:
     return path
 
 
+def read(path: Path) -> list[dict]:
+    """``paired.csv`` back as rows with numbers ([] when the file does not exist)."""
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        return []
+
+    def num(v):
+        return None if v in ("", None) else float(v)
+    with path.open() as f:
+        return [{**r, **{k: num(r[k]) for k in ("seed", "n", "n_unpaired", "a_mean", "b_mean", "diff", "lo", "hi", "p",
+                                                   "wins", "losses")}} for r in csv.DictReader(f)]
+
+
 LABELS = {"ifeval": "IFEval Pr(S)", "ifbench": "IFBench Pr(S)", "trained_instructions": "trained instr., held-out queries",
           "heldout_instructions": "held-out instructions"}
 

@@ -570,17 +570,11 @@ def draw_figures(sw: Sweep, results_path: Path, echo: Callable = print) -> list[
                                       out_dir, f"{pipeline}_iterations", close=True)
             except (ValueError, KeyError) as e:
                 echo(f"iteration figure ({pipeline}): skipped ({e})")
-        paired_csv = Path(results_path).parent / "paired.csv"
-        if paired_csv.is_file():
-            import csv
+        from . import method_pairs
 
-            from . import method_pairs
-
-            def num(v):
-                return None if v in ("", None) else float(v)
-            prs = [{**r, **{k: num(r[k]) for k in ("diff", "lo", "hi", "p", "n")}} for r in csv.DictReader(paired_csv.open())]
-            if prs:
-                written += paper.save(method_pairs.plot(prs), out_dir, "paired", close=True)
+        prs = method_pairs.read(Path(results_path).parent / "paired.csv")
+        if prs:
+            written += paper.save(method_pairs.plot(prs), out_dir, "paired", close=True)
         present = set(df["metric"])
         if paper.GENERALIZATION_OOD in present and present & set(paper.GENERALIZATION_IN):
             try:
