@@ -143,7 +143,7 @@ def evaluate_checkpoints(ctx, checkpoints: dict[str, str], benchmarks: dict[str,
                 items[split] = {r["pair_id"]: r["pass_rate"] for r in scored}
             out["heldout"][name] = scoring.summarize(list(items.get("heldout_instructions", {}).values()))
             out["items"][name] = items
-            gen.close()
+            # the model stays loaded: asking for the next checkpoint's generator releases it (and says so)
     out["clusters"] = clusters
     return out
 
