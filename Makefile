@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml autoif_lib/bootstrap.py
 run: setup  ## AutoIF, SPaR and RLVR quickstarts on the embedded model (CPU), ending with their comparison figures
 	$(VENV)/bin/autoif sweep $(SWEEP)
 
-compare: setup  ## AutoIF vs SPaR vs RLVR on one instruction set, sized for an effect (~1.5 h): results.csv, paired.csv
+compare: setup  ## AutoIF vs SPaR vs RLVR on one instruction set and one evaluation: results.csv, paired.csv (README: "make compare")
 	$(VENV)/bin/autoif sweep params/ablations/three_way_cpu.yaml
 
 effect: setup  ## the CPU-effect recipe (~1 h): base vs SFT vs DPO vs online DPO with 95% CIs and paired tests
