@@ -80,7 +80,7 @@ def test_every_figure_cell_shows_an_image(rlvr_run):
     from conftest import figure_cells_without_image
 
     checked, bad = figure_cells_without_image([rlvr_run["run"] / s / "notebook.ipynb" for s in rlvr_run["res"]])
-    assert checked >= 6 and not bad, bad
+    assert checked >= 5 and not bad, bad  # probe; pass curve, training curves; comparison, per type
 
 
 def test_second_run_skips_everything(rlvr_run):
