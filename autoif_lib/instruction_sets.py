@@ -333,6 +333,21 @@ def as_probe_items(evals: dict[str, list[dict]], instructions: Sequence[dict]) -
             for split, ps in evals.items() for p in ps if fns.get(p["instruction_id"])]
 
 
+def probe_rows(items: Sequence[dict], outs: Sequence[Sequence[str]], runner, **tags) -> list[dict]:
+    """Answers ``outs`` to the probe items (``as_probe_items``), scored by their verifiers with ``runner``
+    (the sandbox's ``verdicts``): one row per split, in the items' order, with the mean pass rate over the
+    items, its 95% interval and n, plus ``tags`` (the training step, the iteration)."""
+    from .stats import mean_ci
+
+    scored = pass_rates([{"instruction_id": p["instruction_id"], "responses": o, "split": p["split"]}
+                         for p, o in zip(items, outs)], {p["instruction_id"]: p["verifiers"] for p in items}, runner)
+    rows = []
+    for split in dict.fromkeys(p["split"] for p in items):
+        ci = mean_ci([r["pass_rate"] for r in scored if r["split"] == split])
+        rows.append({**tags, "split": split, "pass_rate": ci["mean"], "lo": ci["lo"], "hi": ci["hi"], "n": ci["n"]})
+    return rows
+
+
 def probe_learnable(ctx, instructions: Sequence[dict], queries: Sequence[dict], model) -> tuple[list[dict], list[dict], Counter]:
     """The learnable-range probe of a stage (its params ``probe_samples``, ``learnable_range``, ``layout``, ``seed``
     and sampling fields): ``probe_samples`` sampled answers per instruction from ``model`` (a ``ModelSpec``: the

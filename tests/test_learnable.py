@@ -62,6 +62,23 @@ def test_probe_keeps_exactly_the_instructions_in_range(box):
     assert [b.get_width() for b in bars] == [0.0, 0.5, 1.0]
 
 
+def test_probe_rows_score_each_split_with_its_interval(box):
+    # the training probes (online DPO, GRPO): greedy answers scored per split, one row each, in the items' order
+    evals = {"trained_instructions": [{"prompt": "q1 Use an exclamation mark.", "instruction_id": "bang"},
+                                      {"prompt": "q2 Use an exclamation mark.", "instruction_id": "bang"},
+                                      {"prompt": "q3 Use three dots.", "instruction_id": "dots"},
+                                      {"prompt": "q4 Use three dots.", "instruction_id": "dots"}],
+             "heldout_instructions": [{"prompt": "q5 Say something.", "instruction_id": "any"},
+                                      {"prompt": "q6 Say something.", "instruction_id": "gone"}]}
+    items = instruction_sets.as_probe_items(evals, [BANG, DOTS, ANY])
+    assert [p["instruction_id"] for p in items] == ["bang", "bang", "dots", "dots", "any"]  # no verifier, no item
+    outs = [["Yes!"], ["no"], ["wait..."], ["Hi!"], ["sure"]]
+    rows = instruction_sets.probe_rows(items, outs, box.verdicts, step=3)
+    assert [(r["step"], r["split"], r["pass_rate"], r["n"]) for r in rows] == [
+        (3, "trained_instructions", 0.5, 4), (3, "heldout_instructions", 1.0, 1)]
+    assert rows[0]["lo"] < 0.5 < rows[0]["hi"]
+
+
 def test_evaluation_items_use_only_heldout_queries_and_refuse_without_them():
     train_q, held_q = instruction_sets.split_queries(QUERIES, 0.4, seed=0)
     ev = instruction_sets.evaluation_items([BANG, DOTS], [ANY], QUERIES, held_q, 5, 7, seed=0, layout="instruction_first")

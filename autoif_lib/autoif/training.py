@@ -118,21 +118,13 @@ def sample_and_pair(job: TrainJob, gen, prompts: Sequence[dict], runner, it: int
 def probe(job: TrainJob, gen, items: Sequence[dict], runner, iteration: int, step: int) -> list[dict]:
     """Greedy answers of the policy behind ``gen`` on the probe items, scored by their verifiers: one row
     per split (pass rate with its 95% interval), for the pass-rate-over-training curve."""
-    o = OnlineOptions.of(job)
+    from ..instruction_sets import probe_rows
     from ..models import SamplingParams
-    from ..scoring import pass_rates
-    from ..stats import mean_ci
 
+    o = OnlineOptions.of(job)
     sp = SamplingParams(n=1, temperature=0.0, max_new_tokens=o.probe_max_new_tokens, seed=job.seed)
     outs = gen.generate([p["prompt"] for p in items], sp, desc=f"probe after iteration {iteration}")
-    scored = pass_rates([{"instruction_id": p["instruction_id"], "responses": ans, "split": p["split"]}
-                         for p, ans in zip(items, outs)], {p["instruction_id"]: p["verifiers"] for p in items}, runner)
-    rows = []
-    for split in dict.fromkeys(p["split"] for p in items):
-        ci = mean_ci([r["pass_rate"] for r in scored if r["split"] == split])
-        rows.append({"iteration": iteration, "step": step, "split": split, "pass_rate": ci["mean"],
-                     "lo": ci["lo"], "hi": ci["hi"], "n": ci["n"]})
-    return rows
+    return probe_rows(items, outs, runner, iteration=iteration, step=step)
 
 
 def online_loop(job: TrainJob, runner) -> dict:

@@ -123,26 +123,19 @@ def plot_pass_curve(reward_log: Sequence[dict], probe: Sequence[dict], reward: s
 
 def probe(ctx, model: str, items: Sequence[dict], step: int) -> list[dict]:
     """Greedy answers of ``model`` (a path) on the probe items (``instruction_sets.as_probe_items``), scored by
-    their verifiers in the sandbox: one row per split with the mean pass rate and its 95% interval, at ``step``."""
+    their verifiers in the sandbox: one row per split with the mean pass rate and its 95% interval, at ``step``.
+    The model is released before scoring: the next thing a stage does is train, which needs the memory."""
+    from ..instruction_sets import probe_rows
     from ..models import SamplingParams
-    from ..scoring import pass_rates
-    from ..stats import mean_ci
 
     if not items:
         return []
     gen = ctx.generator(dataclasses.replace(ctx.p.generation, model=model))
     sp = SamplingParams(n=1, temperature=0.0, max_new_tokens=ctx.p.probe_max_new_tokens, seed=ctx.p.seed)
     outs = gen.generate([p["prompt"] for p in items], sp, desc=f"probe at step {step}")
-    gen.close()
+    ctx.release_models(reason=f"after the probe at step {step}")
     with ctx.sandbox() as box:
-        scored = pass_rates([{"instruction_id": p["instruction_id"], "responses": o, "split": p["split"]}
-                             for p, o in zip(items, outs)], {p["instruction_id"]: p["verifiers"] for p in items},
-                            box.verdicts)
-    rows = []
-    for split in dict.fromkeys(p["split"] for p in items):
-        ci = mean_ci([r["pass_rate"] for r in scored if r["split"] == split])
-        rows.append({"step": step, "split": split, "pass_rate": ci["mean"], "lo": ci["lo"], "hi": ci["hi"], "n": ci["n"]})
-    return rows
+        return probe_rows(items, outs, box.verdicts, step=step)
 
 
 def summary(res: dict, curve: Sequence[dict]) -> dict:
