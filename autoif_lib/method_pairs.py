@@ -87,11 +87,12 @@ def read(path: Path) -> list[dict]:
     if not path.is_file():
         return []
 
-    def num(v):
-        return None if v in ("", None) else float(v)
+    def num(v, kind=float):
+        return None if v in ("", None) else kind(float(v))
+    counts = ("seed", "n", "n_unpaired", "wins", "losses")  # integers, as written
     with path.open() as f:
-        return [{**r, **{k: num(r[k]) for k in ("seed", "n", "n_unpaired", "a_mean", "b_mean", "diff", "lo", "hi", "p",
-                                                   "wins", "losses")}} for r in csv.DictReader(f)]
+        return [{**r, **{k: num(r[k], int if k in counts else float)
+                         for k in counts + ("a_mean", "b_mean", "diff", "lo", "hi", "p")}} for r in csv.DictReader(f)]
 
 
 LABELS = {"ifeval": "IFEval Pr(S)", "ifbench": "IFBench Pr(S)", "trained_instructions": "trained instr., held-out queries",

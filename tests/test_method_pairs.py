@@ -63,5 +63,10 @@ def test_a_single_variant_has_no_cross_rows_and_a_csv_round_trips(cells, tmp_pat
 
     back = list(csv.DictReader(path.open()))
     assert len(back) == 2 and tuple(back[0]) == method_pairs.COLUMNS
-    fig = method_pairs.plot([{**r, "n": r["n"]} for r in rows])
+    read = method_pairs.read(path)  # what the sweep's figure and the analysis notebook read
+    assert [(r["n"], r["diff"]) for r in read] == [(r["n"], pytest.approx(r["diff"])) for r in rows]
+    assert all(type(r[k]) is int for r in read for k in ("seed", "n", "n_unpaired", "wins", "losses"))
+    fig = method_pairs.plot(read)
     assert len(fig.axes) == 2  # one panel per split
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == [f"autoif:sft − autoif:base (n={rows[0]['n']})"]  # counts print as integers
