@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml autoif_lib/bootstrap.py
 	$(PY) -m autoif_lib.bootstrap
 	touch $(STAMP)
 
-run: setup  ## AutoIF, SPaR and RLVR quickstarts on the embedded model (CPU), ending with their comparison figures
+run: setup  ## AutoIF, SPaR and RLVR on the embedded model (CPU, learnable seeds), ending with paired comparisons
 	$(VENV)/bin/autoif sweep $(SWEEP)
 
 compare: setup  ## AutoIF vs SPaR vs RLVR on one instruction set and one evaluation: results.csv, paired.csv (README: "make compare")
