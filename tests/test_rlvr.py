@@ -161,8 +161,6 @@ def test_recipes_load_and_the_cpu_effect_instruction_set_is_autoifs():
     """Every RLVR recipe resolves; the paper recipe's batch is IF-RLVR's 48 prompts x 16 samples; and the
     three-way comparison's RLVR stage 00 has exactly the values AutoIF's stage 05 has for every field they share
     (same names, same functions: the same instruction set, split and probe)."""
-    import dataclasses
-
     from autoif_lib.recipes import load_recipe, repo_root
 
     root = repo_root() / "params"
@@ -171,16 +169,37 @@ def test_recipes_load_and_the_cpu_effect_instruction_set_is_autoifs():
     paper = recipes["paper_tulu3_8b_if_rlvr"].stages["01_grpo"]
     assert paper.batch_plan()["global"] == 768 and paper.grpo["num_generations"] == 16
     assert (paper.grpo["learning_rate"], paper.grpo["beta"], paper.grpo["max_completion_length"]) == (5e-7, 0.01, 2048)
-    rl = recipes["cpu_effect"].stages["00_instructions"]
-    af = load_recipe(root / "autoif" / "cpu_effect.yaml").stages["05_responses"]
+    rl_cpu, af_cpu = recipes["cpu_effect"], load_recipe(root / "autoif" / "cpu_effect.yaml")
+    assert rl_cpu.stages["00_instructions"].instructions_file.endswith("seeds_cpu.jsonl")
+    _assert_same_instruction_set_and_evaluation(rl_cpu, af_cpu)
+
+
+def _assert_same_instruction_set_and_evaluation(rl_recipe, af_recipe, ifbench_subset: bool = True):
+    import dataclasses
+
+    rl, af = rl_recipe.stages["00_instructions"], af_recipe.stages["05_responses"]
     shared = {f.name for f in dataclasses.fields(rl)} & {f.name for f in dataclasses.fields(af)} - {"params_file", "run_dir"}
     assert {"heldout_fraction", "heldout_query_fraction", "probe_samples", "learnable_range", "queries_per_instruction",
             "layout", "temperature", "max_new_tokens", "repetition_penalty", "seed"} <= shared
     assert {k: getattr(rl, k) for k in shared} == {k: getattr(af, k) for k in shared}
     assert rl.policy == af.supervisor  # batch size too: bf16 generations can depend on the batch's shape
-    assert rl.instructions_file.endswith("seeds_cpu.jsonl")
-    rl_eval = recipes["cpu_effect"].stages["02_evaluate"]
-    af_eval = load_recipe(root / "autoif" / "cpu_effect.yaml").stages["11_evaluate"]
-    for k in ("ifeval_subset", "ifbench_subset", "max_new_tokens", "trained_queries", "heldout_queries",
+    assert rl.instructions_file == af_recipe.stages["01_augment"].seeds_file
+    rl_eval, af_eval = rl_recipe.stages["02_evaluate"], af_recipe.stages["11_evaluate"]
+    for k in ("ifeval_subset", "ifbench", "ifbench_subset", "max_new_tokens", "trained_queries", "heldout_queries",
               "heldout_max_new_tokens", "seed"):
         assert getattr(rl_eval, k) == getattr(af_eval, k), k
+
+
+@pytest.mark.parametrize("sweep", ["methods_cpu", "three_way_cpu"])
+def test_the_three_way_sweeps_give_autoif_and_rlvr_one_instruction_set(sweep):
+    """`make run` and `make compare`: the AutoIF and RLVR cells probe, split and evaluate alike, value for value,
+    after the sweep's overrides (an override on one side only would compare two different instruction sets)."""
+    from autoif_lib import sweeps
+    from autoif_lib.recipes import repo_root
+
+    sw = sweeps.load_sweep(repo_root() / "params" / "ablations" / f"{sweep}.yaml")
+    cells = {c.variant: c.load() for c in sw.cells}
+    assert set(cells) == {"autoif", "spar", "rlvr"}
+    _assert_same_instruction_set_and_evaluation(cells["rlvr"], cells["autoif"])
+    assert cells["spar"].stages["00_prompts"].seeds_file == cells["rlvr"].stages["00_instructions"].instructions_file
+    assert cells["spar"].stages["20_evaluate"].ifeval_subset == cells["rlvr"].stages["02_evaluate"].ifeval_subset
